@@ -1,0 +1,122 @@
+"""The lavasync exception tree.
+
+Every error lavasync raises derives from :class:`LavasyncError`; errors of the underlying
+libraries (``requests``, ``websocket-client``) never reach the caller. Where a builtin exception
+means the same thing, the lavasync class inherits it too, so ``except TimeoutError`` works::
+
+    LavasyncError
+    ├── ConnectionFailedError                 cannot reach the node (refused, DNS, TLS, reset)
+    │   └── NodeUnavailableError              no ready node, or the node was lost mid-call
+    ├── LavasyncTimeoutError (+ TimeoutError) a call or a wait did not finish in time
+    │   └── VoiceConnectTimeoutError          player.connect: a voice update never came
+    ├── RestError                             the node answered a non-2xx status
+    │   └── AuthenticationError               401 / 403: wrong or missing password
+    ├── LoadError                             loadtracks answered ``loadType: "error"``
+    ├── DecodeError (+ ValueError)            an encoded track blob could not be read
+    ├── PlayerDestroyedError                  the player was destroyed while a call waited
+    └── ClientClosedError                     the client (or node) was closed
+
+Bad arguments raise the builtin :class:`ValueError` before anything is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = [
+    "AuthenticationError",
+    "ClientClosedError",
+    "ConnectionFailedError",
+    "DecodeError",
+    "LavasyncError",
+    "LavasyncTimeoutError",
+    "LoadError",
+    "NodeUnavailableError",
+    "PlayerDestroyedError",
+    "RestError",
+    "VoiceConnectTimeoutError",
+]
+
+
+class LavasyncError(Exception):
+    """Root of every error lavasync raises."""
+
+
+class ConnectionFailedError(LavasyncError):
+    """The node could not be reached: connection refused or reset, DNS, TLS."""
+
+
+class NodeUnavailableError(ConnectionFailedError):
+    """No node is ready for the call, or the node was lost while the call waited."""
+
+
+class LavasyncTimeoutError(LavasyncError, TimeoutError):
+    """A request or a wait did not finish within its timeout. Also a builtin TimeoutError."""
+
+
+class VoiceConnectTimeoutError(LavasyncTimeoutError):
+    """``player.connect`` timed out; ``missing`` names the voice updates that never came."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class RestError(LavasyncError):
+    """The node answered a REST call with a non-2xx status.
+
+    The fields mirror Lavalink's error body (``status``, ``error``, ``message``, ``path``,
+    ``trace`` when requested with ``trace=True``); a body that is not JSON leaves them empty.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        error: str = "",
+        message: str = "",
+        path: str = "",
+        trace: Optional[str] = None,
+        timestamp: Optional[int] = None,
+        method: str = "",
+        body: Any = None,
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.message = message
+        self.path = path
+        self.trace = trace
+        self.timestamp = timestamp
+        self.method = method
+        self.body = body
+        where = f"{method} {path}".strip()
+        detail = message or error or "no error body"
+        super().__init__(f"{status} {detail}" + (f" ({where})" if where else ""))
+
+
+class AuthenticationError(RestError):
+    """The node refused the password: 401 (missing) or 403 (wrong) on REST, 401 on the socket."""
+
+
+class LoadError(LavasyncError):
+    """``loadtracks`` answered ``loadType: "error"`` and the caller asked for an exception.
+
+    ``exception`` is the decoded Exception object (message, severity, cause, causeStackTrace).
+    """
+
+    def __init__(self, message: str, *, exception: Any = None, identifier: str = "") -> None:
+        super().__init__(message)
+        self.exception = exception
+        self.identifier = identifier
+
+
+class DecodeError(LavasyncError, ValueError):
+    """An encoded track (or another binary payload) could not be decoded. Also a ValueError."""
+
+
+class PlayerDestroyedError(LavasyncError):
+    """The player was destroyed (or its node lost for good) while a call was waiting on it."""
+
+
+class ClientClosedError(LavasyncError):
+    """The client or node has been closed; it accepts no further calls."""

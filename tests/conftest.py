@@ -1,0 +1,40 @@
+"""Shared fixtures. Every test is checked for leaked lavasync threads."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "lavalink-v4"
+if not SHARED.is_dir():  # a checkout with shared/ beside the repo, or a vendored copy in tests/
+    SHARED = Path(__file__).resolve().parent / "data" / "lavalink-v4"
+EXAMPLES = SHARED / "examples"
+VECTORS = SHARED / "track_vectors.json"
+
+
+def load_example(name: str) -> Any:
+    """One payload from the shared examples folder, parsed."""
+    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+
+
+def _lavasync_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(("lavasync", "fakenode"))]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail the test if a lavasync or fake-node thread outlives it (grace: 5 s to exit)."""
+    before = set(_lavasync_threads())
+    yield
+    deadline = time.monotonic() + 5.0
+    leaked = [t for t in _lavasync_threads() if t not in before]
+    for thread in leaked:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in leaked if t.is_alive()]
+    assert not alive, f"threads left alive after the test: {alive}"
