@@ -1,0 +1,605 @@
+"""Local decode/encode of lavaplayer track blobs (the ``encoded`` string of a Lavalink track).
+
+The blob is base64 of one lavaplayer message: a 4-byte header (2 flag bits, 30 size bits), an
+optional version byte, the common track fields, a source-specific section, and the position as
+the last 8 bytes. Versions 1, 2 and 3 are read and written; strings use Java's modified UTF-8.
+
+Two layers:
+
+* dict level, no model import: :func:`decode_info`, :func:`decode_blob`, :func:`encode_info`,
+  :func:`with_position`. The info dicts are wire-shaped (camelCase keys, like Lavalink's JSON).
+* model level: :func:`decode_track` and :func:`encode_track` work with
+  :class:`lavasync.models.Track`. ``encode_track`` takes the version, header flags and
+  source-specific bytes from ``track.encoded`` when that blob is for the same source, so
+  ``encode_track(decode_track(x)) == x`` and a changed title keeps e.g. an http track's probe
+  info. A Track without a usable blob is written as version 3 with no source section, which
+  the server rejects for sources that need one (``http``/``local``): keep the decoded track.
+
+Every function here is pure and thread-safe. Bad blobs raise :class:`~lavasync.errors.DecodeError`
+(a ``ValueError``); bad arguments to the encoders raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import json
+import re
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+
+from .errors import DecodeError
+
+if TYPE_CHECKING:
+    from .models import Track
+
+__all__ = [
+    "LAVASRC_SOURCES",
+    "MAX_STRING_BYTES",
+    "TrackBlob",
+    "decode_blob",
+    "decode_info",
+    "decode_track",
+    "encode_info",
+    "encode_track",
+    "parse_source_fields",
+    "with_position",
+]
+
+#: Longest string (in modified UTF-8 bytes) a blob can hold: the length prefix is a u16.
+MAX_STRING_BYTES = 0xFFFF
+#: Sources whose LavaSrc plugin writes its extended section (album, artist, preview fields).
+LAVASRC_SOURCES = frozenset(
+    {"spotify", "applemusic", "tidal", "deezer", "yandexmusic", "vkmusic", "qobuz", "jiosaavn"}
+)
+_PROBE_SOURCES = frozenset({"http", "local"})
+
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
+_MAX_MESSAGE = 0x3FFFFFFF  # 30-bit size field
+_VERSIONED = 1  # header flag bit: a version byte follows
+
+_B64_STRICT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+# Bytes where modified UTF-8 and UTF-8 part ways: C0 (C0 80 = NUL), ED (encoded surrogates),
+# F0-FF (4-byte sequences: valid UTF-8, rejected by Java's reader).
+_SPECIAL = re.compile(rb"[\xc0\xed\xf0-\xff]")
+_HIGH = re.compile(rb"[\xf0-\xff]")
+_FOUR_BYTE = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+# --------------------------------------------------------------------------- text layer
+
+
+def _b64decode(encoded: str) -> bytes:
+    """Standard base64 as Java's basic decoder takes it (padding optional), or DecodeError."""
+    if not isinstance(encoded, str):
+        raise DecodeError(f"an encoded track is a str, not {type(encoded).__name__}")
+    try:
+        data = encoded.encode("ascii")
+    except UnicodeEncodeError:
+        raise DecodeError("encoded track is not base64: it has non-ASCII characters") from None
+    rest = len(data) & 3
+    if rest:
+        if rest == 1:
+            raise DecodeError(f"encoded track is not base64: bad length {len(data)}")
+        data += b"=" * (4 - rest)
+    try:
+        raw = binascii.a2b_base64(data)
+    except binascii.Error as exc:
+        raise DecodeError(f"encoded track is not base64: {exc}") from None
+    # a2b_base64 skips characters outside the alphabet; the server does not. Fast check: a
+    # canonical string re-encodes to itself. Otherwise it must still be strict base64.
+    if binascii.b2a_base64(raw, newline=False) != data and not _B64_STRICT.fullmatch(data):
+        if b"-" in data or b"_" in data:
+            raise DecodeError(
+                "encoded track uses URL-safe base64 ('-' or '_'); Lavalink wants the standard "
+                "alphabet ('+' and '/')"
+            )
+        raise DecodeError(
+            "encoded track is not standard base64 "
+            "(whitespace or characters outside A-Z a-z 0-9 + /)"
+        )
+    return raw
+
+
+# --------------------------------------------------------------------------- modified UTF-8
+
+
+def _join_surrogates(text: str) -> str:
+    # Pairs of UTF-16 surrogates become one code point; lone ones stay as they are.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def _java_decode(chunk: bytes, name: str) -> str:
+    """Exactly what Java's ``DataInput.readUTF`` accepts (incl. overlong forms), slow path."""
+    units: list[str] = []
+    i = 0
+    n = len(chunk)
+    while i < n:
+        c = chunk[i]
+        if c < 0x80:
+            units.append(chr(c))
+            i += 1
+        elif c >> 5 == 0b110:
+            if i + 1 >= n or chunk[i + 1] >> 6 != 0b10:
+                raise DecodeError(f"{name}: malformed modified UTF-8 at byte {i}")
+            units.append(chr(((c & 0x1F) << 6) | (chunk[i + 1] & 0x3F)))
+            i += 2
+        elif c >> 4 == 0b1110:
+            if i + 2 >= n or chunk[i + 1] >> 6 != 0b10 or chunk[i + 2] >> 6 != 0b10:
+                raise DecodeError(f"{name}: malformed modified UTF-8 at byte {i}")
+            units.append(
+                chr(((c & 0x0F) << 12) | ((chunk[i + 1] & 0x3F) << 6) | (chunk[i + 2] & 0x3F))
+            )
+            i += 3
+        else:
+            raise DecodeError(f"{name}: malformed modified UTF-8 at byte {i} (0x{c:02x})")
+    return _join_surrogates("".join(units))
+
+
+def _mutf8_decode(chunk: bytes, name: str) -> str:
+    """Modified UTF-8 of a non-ASCII string to a Python str."""
+    if not _SPECIAL.search(chunk):
+        try:
+            return chunk.decode("utf-8")  # identical to modified UTF-8 without C0/ED/F0+
+        except UnicodeDecodeError:
+            return _java_decode(chunk, name)
+    if _HIGH.search(chunk):
+        return _java_decode(chunk, name)  # raises: Java has no 4-byte sequences
+    try:
+        text = chunk.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return _java_decode(chunk, name)
+    return _join_surrogates(text) if b"\xed" in chunk else text
+
+
+def _cesu_pair(match: re.Match[bytes]) -> bytes:
+    cp = ord(match.group().decode("utf-8")) - 0x10000
+    pair = chr(0xD800 + (cp >> 10)) + chr(0xDC00 + (cp & 0x3FF))
+    return pair.encode("utf-8", "surrogatepass")
+
+
+def _mutf8_encode(text: str) -> bytes:
+    """What Java's ``writeUTF`` writes: surrogate pairs as 2x3 bytes, NUL as C0 80."""
+    data = text.encode("utf-8", "surrogatepass")
+    if _HIGH.search(data):
+        data = _FOUR_BYTE.sub(_cesu_pair, data)
+    return data.replace(b"\x00", b"\xc0\x80")
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _read_utf(raw: bytes, pos: int, end: int, name: str) -> tuple[str, int]:
+    start = pos + 2
+    if start > end:
+        raise DecodeError(f"track blob is truncated: {name} is cut off")
+    stop = start + ((raw[pos] << 8) | raw[pos + 1])
+    if stop > end:
+        raise DecodeError(
+            f"track blob is truncated: {name} claims {stop - start} bytes, {end - start} are left"
+        )
+    chunk = raw[start:stop]
+    if chunk.isascii():
+        return chunk.decode("ascii"), stop
+    return _mutf8_decode(chunk, name), stop
+
+
+def _read_opt_utf(raw: bytes, pos: int, end: int, name: str) -> tuple[Optional[str], int]:
+    if pos >= end:
+        raise DecodeError(f"track blob is truncated: {name} is cut off")
+    if raw[pos]:
+        return _read_utf(raw, pos + 1, end, name)
+    return None, pos + 1
+
+
+# (flags, version, size, title, author, length, identifier, is_stream, uri, artwork_url, isrc,
+#  source_name, source_data, position, unpadded)
+_Parsed = tuple[
+    int,
+    int,
+    int,
+    str,
+    str,
+    int,
+    str,
+    bool,
+    Optional[str],
+    Optional[str],
+    Optional[str],
+    str,
+    bytes,
+    int,
+    bool,
+]
+
+
+def _parse(encoded: str) -> _Parsed:
+    raw = _b64decode(encoded)
+    if len(raw) < 4:
+        raise DecodeError(f"track blob is truncated: {len(raw)} bytes, the header alone is 4")
+    header = int.from_bytes(raw[:4], "big")
+    flags = header >> 30
+    size = header & _MAX_MESSAGE
+    if size == 0:
+        raise DecodeError("track blob has message size 0 (lavaplayer's end-of-stream marker)")
+    end = 4 + size
+    if end > len(raw):
+        raise DecodeError(
+            f"track blob is truncated: header says {size} bytes, {len(raw) - 4} are present"
+        )
+    pos = 4
+    if flags & _VERSIONED:
+        version = raw[4]
+        pos = 5
+        if not 1 <= version <= 3:
+            raise DecodeError(f"unsupported track message version {version} (known: 1, 2, 3)")
+    else:
+        version = 1
+    title, pos = _read_utf(raw, pos, end, "title")
+    author, pos = _read_utf(raw, pos, end, "author")
+    if pos + 8 > end:
+        raise DecodeError("track blob is truncated: length is cut off")
+    length = int.from_bytes(raw[pos : pos + 8], "big", signed=True)
+    identifier, pos = _read_utf(raw, pos + 8, end, "identifier")
+    if pos >= end:
+        raise DecodeError("track blob is truncated: isStream is cut off")
+    is_stream = raw[pos] != 0
+    pos += 1
+    uri = artwork_url = isrc = None
+    if version >= 2:
+        uri, pos = _read_opt_utf(raw, pos, end, "uri")
+        if version >= 3:
+            artwork_url, pos = _read_opt_utf(raw, pos, end, "artworkUrl")
+            isrc, pos = _read_opt_utf(raw, pos, end, "isrc")
+    source_name, pos = _read_utf(raw, pos, end, "sourceName")
+    if end - pos < 8:
+        raise DecodeError("track blob is truncated: position (the last 8 bytes) is cut off")
+    return (
+        flags,
+        version,
+        size,
+        title,
+        author,
+        length,
+        identifier,
+        is_stream,
+        uri,
+        artwork_url,
+        isrc,
+        source_name,
+        raw[pos : end - 8],
+        int.from_bytes(raw[end - 8 : end], "big", signed=True),
+        not encoded.endswith("=") and len(encoded) & 3 != 0,
+    )
+
+
+def _info_dict(p: _Parsed) -> dict[str, Any]:
+    return {
+        "identifier": p[6],
+        "isSeekable": not p[7],
+        "author": p[4],
+        "length": p[5],
+        "isStream": p[7],
+        "position": p[13],
+        "title": p[3],
+        "uri": p[8],
+        "artworkUrl": p[9],
+        "isrc": p[10],
+        "sourceName": p[11],
+    }
+
+
+def decode_info(encoded: str) -> dict[str, Any]:
+    """Decode a blob into a wire-shaped TrackInfo dict (camelCase keys, as Lavalink sends it).
+
+    ``isSeekable`` is ``not isStream`` (the blob does not carry it). Raises DecodeError.
+    """
+    return _info_dict(_parse(encoded))
+
+
+class TrackBlob(NamedTuple):
+    """Everything in a blob: the info dict plus what is needed to write it back unchanged."""
+
+    info: dict[str, Any]
+    version: int
+    flags: int
+    message_size: int
+    source_data: bytes
+    unpadded: bool = False
+
+    @property
+    def source_fields(self) -> dict[str, Any]:
+        """The source section parsed for known sources (see :func:`parse_source_fields`)."""
+        return parse_source_fields(self.info["sourceName"], self.source_data, self.version)
+
+
+def decode_blob(encoded: str) -> TrackBlob:
+    """Decode a blob into a :class:`TrackBlob`. Raises DecodeError."""
+    p = _parse(encoded)
+    return TrackBlob(_info_dict(p), p[1], p[0], p[2], p[12], p[14])
+
+
+def parse_source_fields(source_name: str, data: bytes, version: int = 3) -> dict[str, Any]:
+    """Interpret a source-specific section; ``{}`` when empty or not understood.
+
+    * ``http``/``local``: ``{"probeInfo": str}`` (container probe name, maybe ``|`` + params).
+    * LavaSrc sources (and LavaSrc's ``youtube``) in v3 blobs: ``albumName``, ``albumUrl``,
+      ``artistUrl``, ``artistArtworkUrl``, ``previewUrl`` (each str or None), ``isPreview``.
+    * LavaSrc sources in v2 blobs (LavaSrc v3, Lavalink v3): ``isrc`` and ``artworkUrl``.
+
+    The section must parse exactly (no byte left over), else the result is ``{}``.
+    """
+    if not data:
+        return {}
+    end = len(data)
+    try:
+        if source_name in _PROBE_SOURCES:
+            probe, pos = _read_utf(data, 0, end, "probeInfo")
+            return {"probeInfo": probe} if pos == end else {}
+        if source_name in LAVASRC_SOURCES and version <= 2:
+            isrc, pos = _read_opt_utf(data, 0, end, "isrc")
+            artwork, pos = _read_opt_utf(data, pos, end, "artworkUrl")
+            return {"isrc": isrc, "artworkUrl": artwork} if pos == end else {}
+        if source_name in LAVASRC_SOURCES or source_name == "youtube":
+            fields: dict[str, Any] = {}
+            pos = 0
+            for key in ("albumName", "albumUrl", "artistUrl", "artistArtworkUrl", "previewUrl"):
+                fields[key], pos = _read_opt_utf(data, pos, end, key)
+            if pos == end - 1:
+                fields["isPreview"] = data[pos] != 0
+                pos += 1
+            return fields if pos == end else {}
+    except DecodeError:
+        return {}
+    return {}
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _utf(value: Any, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a str, not {type(value).__name__}")
+    data = (
+        value.encode("ascii") if value.isascii() and "\x00" not in value else _mutf8_encode(value)
+    )
+    n = len(data)
+    if n > MAX_STRING_BYTES:
+        raise ValueError(f"{name} is {n} bytes in modified UTF-8; a track string holds 65535")
+    return n.to_bytes(2, "big") + data
+
+
+def _opt_utf(value: Any, name: str) -> bytes:
+    return b"\x00" if value is None else b"\x01" + _utf(value, name)
+
+
+def _i64(value: Any, name: str) -> bytes:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, not {type(value).__name__}")
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise ValueError(f"{name} {value} does not fit a signed 64-bit integer")
+    return value.to_bytes(8, "big", signed=True)
+
+
+def _encode(
+    info: Mapping[str, Any],
+    source_data: bytes,
+    version: int,
+    flags: Optional[int] = None,
+    unpadded: bool = False,
+) -> str:
+    if isinstance(version, bool) or version not in (1, 2, 3):
+        raise ValueError(f"version must be 1, 2 or 3, not {version!r}")
+    if flags is None:
+        flags = 0 if version == 1 else _VERSIONED
+    elif flags not in (0, 1, 2, 3) or (version > 1 and not flags & _VERSIONED):
+        raise ValueError(f"header flags {flags!r} do not fit version {version}")
+    if not isinstance(source_data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"source_data must be bytes, not {type(source_data).__name__}")
+    try:
+        is_stream = info["isStream"]
+        parts = [
+            bytes((version,)) if flags & _VERSIONED else b"",
+            _utf(info["title"], "title"),
+            _utf(info["author"], "author"),
+            _i64(info["length"], "length"),
+            _utf(info["identifier"], "identifier"),
+        ]
+        source_name = info["sourceName"]
+    except KeyError as exc:
+        raise ValueError(f"track info lacks the field {exc.args[0]!r}") from None
+    if not isinstance(is_stream, bool):
+        raise ValueError(f"isStream must be a bool, not {type(is_stream).__name__}")
+    parts.append(b"\x01" if is_stream else b"\x00")
+    optional = (("uri", 2), ("artworkUrl", 3), ("isrc", 3))
+    for key, since in optional:
+        value = info.get(key)
+        if version >= since:
+            parts.append(_opt_utf(value, key))
+        elif value is not None:
+            raise ValueError(f"a version {version} track blob has no room for {key}")
+    parts.append(_utf(source_name, "sourceName"))
+    parts.append(bytes(source_data))
+    parts.append(_i64(info.get("position", 0), "position"))
+    body = b"".join(parts)
+    if len(body) > _MAX_MESSAGE:
+        raise ValueError(f"track message of {len(body)} bytes exceeds the 30-bit size field")
+    header = ((flags << 30) | len(body)).to_bytes(4, "big")
+    text = binascii.b2a_base64(header + body, newline=False).decode("ascii")
+    return text.rstrip("=") if unpadded else text
+
+
+def encode_info(info: Mapping[str, Any], *, source_data: bytes = b"", version: int = 3) -> str:
+    """Write a blob from a wire-shaped info dict (camelCase keys; ``isSeekable`` is ignored).
+
+    Needs title, author, length, identifier, isStream, sourceName; uri, artworkUrl, isrc default
+    to None and position to 0. ``source_data`` is written between sourceName and position, as
+    is. Version 1 has no uri, version 2 no artworkUrl/isrc: a non-None value there is a
+    ValueError, as is a string over 65535 bytes of modified UTF-8.
+    """
+    return _encode(info, source_data, version)
+
+
+def with_position(encoded: str, position: int) -> str:
+    """The same blob with its position (start offset, ms) replaced; its size is unchanged.
+
+    Raises DecodeError for a bad blob, ValueError for a negative or too large position.
+    """
+    if isinstance(position, bool) or not isinstance(position, int):
+        raise ValueError(f"position must be an int, not {type(position).__name__}")
+    if not 0 <= position <= _I64_MAX:
+        raise ValueError(f"position must be between 0 and 2**63-1, not {position}")
+    p = _parse(encoded)
+    raw = bytearray(_b64decode(encoded))
+    end = 4 + p[2]
+    raw[end - 8 : end] = position.to_bytes(8, "big")
+    text = binascii.b2a_base64(bytes(raw), newline=False).decode("ascii")
+    return text.rstrip("=") if p[14] else text
+
+
+# --------------------------------------------------------------------------- model level
+
+
+def decode_track(encoded: str) -> Track:
+    """Decode a blob into a :class:`~lavasync.models.Track` whose ``encoded`` is the input.
+
+    ``is_seekable`` is ``not is_stream``; ``plugin_info`` and ``user_data`` are empty (they are
+    not in the blob). Use :func:`decode_blob` for the version and source section. Raises
+    DecodeError.
+    """
+    # Imported here so that the dict-level layer (used by the fake node) needs no models.
+    from .models import Track, TrackInfo  # noqa: PLC0415
+
+    p = _parse(encoded)
+    info = TrackInfo(
+        identifier=p[6],
+        is_seekable=not p[7],
+        author=p[4],
+        length=p[5],
+        is_stream=p[7],
+        position=p[13],
+        title=p[3],
+        uri=p[8],
+        source_name=p[11],
+        artwork_url=p[9],
+        isrc=p[10],
+    )
+    return Track(encoded=encoded, info=info)
+
+
+def encode_track(track: Track) -> str:
+    """Write a blob from ``track.info``.
+
+    The version, header flags, padding style and source-specific bytes come from
+    ``track.encoded`` when it decodes and names the same source (so a decoded track round-trips
+    byte for byte, and an http track keeps its probe info). Otherwise the blob is version 3
+    with no source section. A version 1/2 blob is kept at its version unless the info needs
+    fields it has no room for; then it is written as version 3 if its source section does not
+    depend on the version, else ValueError.
+    """
+    info = track.info
+    fields = {
+        "title": info.title,
+        "author": info.author,
+        "length": info.length,
+        "identifier": info.identifier,
+        "isStream": info.is_stream,
+        "uri": info.uri,
+        "artworkUrl": info.artwork_url,
+        "isrc": info.isrc,
+        "sourceName": info.source_name,
+        "position": info.position,
+    }
+    try:
+        old: Optional[_Parsed] = _parse(track.encoded) if track.encoded else None
+    except DecodeError:
+        old = None
+    if old is None or old[11] != info.source_name:
+        return _encode(fields, b"", 3)
+    flags, version, source_data, unpadded = old[0], old[1], old[12], old[14]
+    needed = 1 if info.uri is None else 2
+    if info.artwork_url is not None or info.isrc is not None:
+        needed = 3
+    if needed > version:
+        if source_data and info.source_name not in _PROBE_SOURCES:
+            raise ValueError(
+                f"this {info.source_name!r} track is a version {version} blob whose source "
+                f"section may depend on the version; it cannot hold the fields set in its info"
+            )
+        version = 3
+        flags |= _VERSIONED
+    return _encode(fields, source_data, version, flags, unpadded)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str) and value.isprintable():
+        return value
+    return repr(value)
+
+
+def _describe(encoded: str) -> list[tuple[str, str]]:
+    blob = decode_blob(encoded)
+    info = blob.info
+    rows = [(key, _shown(value)) for key, value in info.items()]
+    if info["isStream"] or info["length"] == _I64_MAX:
+        rows[3] = ("length", f"{info['length']} (unknown / live)")
+    rows += [
+        ("version", str(blob.version)),
+        ("flags", str(blob.flags)),
+        ("messageSize", str(blob.message_size)),
+        ("sourceData", blob.source_data.hex() or "(none)"),
+    ]
+    rows += [(f"source.{key}", _shown(value)) for key, value in blob.source_fields.items()]
+    return rows
+
+
+def _cli_configure_decode(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m lavasync decode``."""
+    parser.add_argument(
+        "blobs",
+        nargs="+",
+        metavar="BLOB",
+        help="encoded track string(s); '-' reads lines from stdin",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per blob")
+
+
+def _cli_decode(args: argparse.Namespace) -> int:
+    """``python -m lavasync decode BLOB...``: print each blob's fields, one per line."""
+    blobs: list[str] = []
+    for blob in args.blobs:
+        if blob == "-":
+            blobs.extend(line.strip() for line in sys.stdin if line.strip())
+        else:
+            blobs.append(blob)
+    status = 0
+    for index, blob in enumerate(blobs):
+        try:
+            if args.json:
+                b = decode_blob(blob)
+                out = {
+                    **b.info,
+                    "version": b.version,
+                    "flags": b.flags,
+                    "messageSize": b.message_size,
+                    "sourceData": b.source_data.hex(),
+                    "sourceFields": b.source_fields,
+                }
+                print(json.dumps(out, ensure_ascii=True))
+                continue
+            rows = _describe(blob)
+        except DecodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if index:
+            print()
+        width = max(len(key) for key, _ in rows) + 1
+        for key, value in rows:
+            print(f"{key + ':':<{width}} {value}")
+    return status
