@@ -542,12 +542,38 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
+def _duration(ms: int) -> str:
+    if ms == _I64_MAX:
+        return f"{ms} (unknown / live)"
+    if ms < 0:
+        return str(ms)
+    minutes, millis = divmod(ms, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    clock = f"{hours}:{minutes:02}" if hours else str(minutes)
+    return f"{ms} ({clock}:{millis / 1000:06.3f})"
+
+
+_CLI_ORDER = (
+    "title",
+    "author",
+    "length",
+    "identifier",
+    "isStream",
+    "isSeekable",
+    "uri",
+    "artworkUrl",
+    "isrc",
+    "sourceName",
+    "position",
+)
+
+
 def _describe(encoded: str) -> list[tuple[str, str]]:
     blob = decode_blob(encoded)
     info = blob.info
-    rows = [(key, _shown(value)) for key, value in info.items()]
-    if info["isStream"] or info["length"] == _I64_MAX:
-        rows[3] = ("length", f"{info['length']} (unknown / live)")
+    rows = [(key, _shown(info[key])) for key in _CLI_ORDER]
+    rows[2] = ("length", _duration(info["length"]))
+    rows[10] = ("position", _duration(info["position"]))
     rows += [
         ("version", str(blob.version)),
         ("flags", str(blob.flags)),
@@ -594,7 +620,7 @@ def _cli_decode(args: argparse.Namespace) -> int:
                 continue
             rows = _describe(blob)
         except DecodeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: blob {index + 1}: {exc}", file=sys.stderr)
             status = 1
             continue
         if index:
