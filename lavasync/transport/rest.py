@@ -1,0 +1,391 @@
+"""HTTP transport for the Lavalink v4 REST API: I/O only, dicts in and out.
+
+One :class:`RestTransport` per node owns one pooled ``requests.Session``. Calls skip the
+session's per-request machinery (environment and proxy lookups, cookie merging, hooks) and go
+straight to the mounted ``HTTPAdapter`` with a request prepared from pre-built parts, which
+roughly halves the client-side cost of a call. Errors of ``requests``/``urllib3`` are translated
+into the lavasync exception tree and never reach the caller.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import threading
+from collections.abc import Mapping
+from http.client import HTTPException
+from typing import Any, Optional, Union, cast
+from urllib.parse import quote, urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest, Response
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import ReadTimeoutError
+
+from .. import __version__
+from ..errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ConnectionFailedError,
+    LavasyncTimeoutError,
+    RestError,
+)
+
+__all__ = ["METHODS", "QueryValue", "RestTransport", "Timeout", "encode_query"]
+
+_log = logging.getLogger("lavasync.rest")
+
+#: A timeout in seconds: one number for both phases, or ``(connect, read)``.
+Timeout = Union[float, tuple[float, float]]
+#: What a query parameter value may be; ``bool`` is sent as ``true``/``false``.
+QueryValue = Union[str, int, bool]
+
+#: The HTTP methods :meth:`RestTransport.request` accepts.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+_NO_HOOKS: dict[str, list[Any]] = {"response": []}
+
+
+def encode_query(params: Mapping[str, QueryValue]) -> str:
+    """Percent-encode ``params`` into a query string (without ``?``).
+
+    Every reserved character is escaped, including ``+``, ``/`` and ``=``: Lavalink decodes a
+    raw ``+`` as a space, which corrupts base64 track blobs.
+    """
+    parts = []
+    for key, value in params.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"query parameter names must be non-empty strings, got {key!r}")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (str, int)):
+            text = str(value)
+        else:
+            raise ValueError(
+                f"query parameter {key!r} must be str, int or bool, got {type(value).__name__}"
+            )
+        parts.append(f"{quote(key, safe='')}={quote(text, safe='')}")
+    return "&".join(parts)
+
+
+def _check_timeout(timeout: Any, name: str = "timeout") -> Timeout:
+    """Validate a timeout value: a positive number or a pair of them."""
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise ValueError(f"{name} must be a number or a (connect, read) pair, got {timeout!r}")
+        connect, read = timeout
+        return (_positive(connect, name), _positive(read, name))
+    return _positive(timeout, name)
+
+
+def _positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _check_path(path: Any) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"path must be a string starting with '/', got {path!r}")
+    if len(path) > 1 and path.endswith("/"):
+        raise ValueError(f"path must not end with '/' (the server answers 404): {path!r}")
+    if "?" in path or "#" in path:
+        raise ValueError(f"path must not carry a query or fragment; use params=: {path!r}")
+    if not path.isascii() or any(ch <= " " or ch == "\x7f" for ch in path):
+        raise ValueError(f"path must be ASCII without spaces; percent-encode segments: {path!r}")
+    return path
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """True if a ``requests`` error wraps a urllib3 read timeout (raised while reading a body)."""
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 8:
+        if isinstance(current, ReadTimeoutError):
+            return True
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = nested[0] if nested else current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+class _Adapter(HTTPAdapter):
+    """The stock adapter with three per-call costs removed, all safe for one fixed origin
+    reached without proxies: the connection pool is looked up once and reused, the request
+    target is sliced off the URL instead of re-parsed, and cookies are not extracted
+    (Lavalink sets none)."""
+
+    def __init__(self, origin: str, pool_maxsize: int) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+        self._origin = origin
+        self._pool: Any = None
+        self._pool_lock = threading.Lock()
+
+    def get_connection_with_tls_context(
+        self,
+        request: PreparedRequest,
+        verify: Any,
+        proxies: Optional[Mapping[str, str]] = None,
+        cert: Any = None,
+    ) -> Any:
+        if proxies or cert is not None or verify is not True:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = super().get_connection_with_tls_context(
+                        request, verify, proxies, cert
+                    )
+                pool = self._pool
+        return pool
+
+    def request_url(self, request: PreparedRequest, proxies: Optional[Mapping[str, str]]) -> str:
+        url = request.url or ""
+        if not proxies and url.startswith(self._origin):
+            return url[len(self._origin) :] or "/"
+        return super().request_url(request, proxies)
+
+    def build_response(self, req: PreparedRequest, resp: Any) -> Response:
+        response = Response()
+        response.status_code = resp.status
+        response.headers = resp.headers  # urllib3's HTTPHeaderDict is case-insensitive too
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
+
+    def close(self) -> None:
+        with self._pool_lock:
+            self._pool = None
+        super().close()
+
+
+class RestTransport:
+    """Sends REST calls to one Lavalink node and returns the decoded bodies.
+
+    Thread-safe: any number of threads may call :meth:`request` at once; they share one
+    keep-alive connection pool of ``pool_maxsize`` connections.
+    """
+
+    def __init__(
+        self,
+        base_uri: str,
+        password: str,
+        *,
+        client_name: str,
+        timeout: Timeout = (5.0, 30.0),
+        pool_maxsize: int = 32,
+    ) -> None:
+        if not isinstance(base_uri, str):
+            raise ValueError(f"base_uri must be a string, got {base_uri!r}")
+        parts = urlsplit(base_uri.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_uri must be an http(s):// URL with a host, got {base_uri!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"base_uri must not carry a query or fragment: {base_uri!r}")
+        if not isinstance(password, str):
+            raise ValueError("password must be a string")
+        if not isinstance(client_name, str) or not client_name.strip():
+            raise ValueError(f"client_name must be a non-empty string, got {client_name!r}")
+        if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
+            raise ValueError(f"pool_maxsize must be a positive int, got {pool_maxsize!r}")
+        try:
+            parts.port  # noqa: B018  (raises ValueError for a bad port)
+        except ValueError as exc:
+            raise ValueError(f"base_uri has an invalid port: {base_uri!r}") from exc
+
+        self.base_uri = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        self.timeout: Timeout = _check_timeout(timeout)
+        self.client_name = client_name
+        self._closed = False
+        self._lock = threading.Lock()
+
+        session = requests.Session()
+        session.trust_env = False  # no proxy/netrc/CA lookups in the environment per call
+        adapter = _Adapter(f"{parts.scheme}://{parts.netloc}", pool_maxsize)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._session = session
+        self._adapter = adapter
+        user_agent = f"lavasync/{__version__}"
+        self._get_headers: dict[str, str] = {
+            "User-Agent": user_agent,
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            "Connection": "keep-alive",
+            "Authorization": password,
+            "Client-Name": client_name,
+        }
+        self._empty_headers = dict(self._get_headers, **{"Content-Length": "0"})
+        self._json_headers = dict(self._get_headers, **{"Content-Type": "application/json"})
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the pooled connections. Idempotent; later calls raise ClientClosedError."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._session.close()
+
+    def __enter__(self) -> RestTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<RestTransport {self.base_uri} {state}>"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[Mapping[str, QueryValue]] = None,
+        json: Any = None,
+        timeout: Optional[Timeout] = None,
+        trace: bool = False,
+    ) -> Any:
+        """Send one call; return the parsed JSON, the text of a text body, or None if empty.
+
+        ``path`` starts with ``/`` and is sent as given (never with a slash appended);
+        ``params`` are percent-encoded in full; ``json`` (if not None) is the request body;
+        ``timeout`` overrides the transport default; ``trace=True`` asks the node for stack
+        traces in its error bodies. Raises AuthenticationError (401/403), RestError (other
+        non-2xx), ConnectionFailedError, LavasyncTimeoutError, ClientClosedError.
+        """
+        if not isinstance(method, str) or method.upper() not in METHODS:
+            raise ValueError(f"unsupported HTTP method {method!r}")
+        method = method.upper()
+        _check_path(path)
+        call_timeout = self.timeout if timeout is None else _check_timeout(timeout)
+        if trace:
+            params = dict(params or {}, trace=True)
+        url = self.base_uri + path
+        if params:
+            url += "?" + encode_query(params)
+        if json is None:
+            body: Optional[bytes] = None
+            headers = self._get_headers if method in ("GET", "HEAD") else self._empty_headers
+        else:
+            try:
+                body = _json.dumps(json, separators=(",", ":"), allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"json body is not serialisable: {exc}") from exc
+            headers = dict(self._json_headers)
+            headers["Content-Length"] = str(len(body))
+        if self._closed:
+            raise ClientClosedError(f"REST transport for {self.base_uri} is closed")
+
+        prepared = PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        # A plain dict with canonical names: nothing downstream mutates it or needs the
+        # case-insensitive lookups, and it saves building a CaseInsensitiveDict per call.
+        prepared.headers = cast("CaseInsensitiveDict[str]", headers)
+        prepared.body = body
+        prepared.hooks = _NO_HOOKS
+
+        try:
+            response = self._adapter.send(prepared, timeout=call_timeout)
+            content = response.content
+        except requests.Timeout as exc:
+            raise LavasyncTimeoutError(
+                f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
+            ) from exc
+        except requests.RequestException as exc:
+            if _is_read_timeout(exc):
+                raise LavasyncTimeoutError(
+                    f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
+                ) from exc
+            if self._closed:
+                raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
+            raise ConnectionFailedError(
+                f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}"
+            ) from exc
+        except (OSError, HTTPException, urllib3.exceptions.HTTPError) as exc:
+            raise ConnectionFailedError(
+                f"{method} {path}: cannot reach {self.base_uri}: {exc}"
+            ) from exc
+
+        status = response.status_code
+        if status >= 300 or status < 200:
+            raise _error(status, method, path, content)
+        if status == 204 or not content:
+            return None
+        return _decode(response.headers.get("Content-Type") or "", content, method, path, status)
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful message of a requests/urllib3 error chain."""
+    text = str(exc)
+    for arg in getattr(exc, "args", ()):
+        reason = getattr(arg, "reason", None)
+        if reason is not None:
+            text = str(reason)
+    return text
+
+
+def _decode(content_type: str, content: bytes, method: str, path: str, status: int) -> Any:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        try:
+            return _json.loads(content)
+        except ValueError as exc:
+            raise RestError(
+                status,
+                error="Invalid JSON",
+                message=f"the node sent a body that is not JSON: {exc}",
+                path=path,
+                method=method,
+                body=content.decode("utf-8", "replace"),
+            ) from exc
+    text = content.decode("utf-8", "replace")
+    if kind.startswith("text/"):
+        return text
+    try:  # no or unusual content type: JSON if it parses, else the text
+        return _json.loads(content)
+    except ValueError:
+        return text
+
+
+def _error(status: int, method: str, path: str, content: bytes) -> RestError:
+    """Build the exception for a non-2xx answer from Lavalink's error body (if any)."""
+    body: Any = None
+    if content:
+        try:
+            body = _json.loads(content)
+        except ValueError:
+            body = content.decode("utf-8", "replace")
+    fields: dict[str, Any] = body if isinstance(body, dict) else {}
+    error = fields.get("error")
+    message = fields.get("message")
+    trace = fields.get("trace")
+    timestamp = fields.get("timestamp")
+    server_path = fields.get("path")
+    cls = AuthenticationError if status in (401, 403) else RestError
+    if not message and status in (401, 403):
+        message = "missing password" if status == 401 else "wrong password"
+    if not message and isinstance(body, str):
+        message = body.strip()[:200]
+    return cls(
+        status,
+        error=error if isinstance(error, str) else "",
+        message=message if isinstance(message, str) else "",
+        path=server_path if isinstance(server_path, str) and server_path else path,
+        trace=trace if isinstance(trace, str) else None,
+        timestamp=timestamp if isinstance(timestamp, int) else None,
+        method=method,
+        body=body,
+    )
