@@ -80,27 +80,33 @@ def _b64decode(encoded: str) -> bytes:
     except UnicodeEncodeError:
         raise DecodeError("encoded track is not base64: it has non-ASCII characters") from None
     rest = len(data) & 3
+    if rest == 1:
+        raise DecodeError(_b64_problem(data, f"bad length {len(data)}"))
     if rest:
-        if rest == 1:
-            raise DecodeError(f"encoded track is not base64: bad length {len(data)}")
         data += b"=" * (4 - rest)
     try:
         raw = binascii.a2b_base64(data)
     except binascii.Error as exc:
-        raise DecodeError(f"encoded track is not base64: {exc}") from None
+        raise DecodeError(_b64_problem(data, str(exc))) from None
     # a2b_base64 skips characters outside the alphabet; the server does not. Fast check: a
     # canonical string re-encodes to itself. Otherwise it must still be strict base64.
     if binascii.b2a_base64(raw, newline=False) != data and not _B64_STRICT.fullmatch(data):
-        if b"-" in data or b"_" in data:
-            raise DecodeError(
-                "encoded track uses URL-safe base64 ('-' or '_'); Lavalink wants the standard "
-                "alphabet ('+' and '/')"
-            )
-        raise DecodeError(
-            "encoded track is not standard base64 "
-            "(whitespace or characters outside A-Z a-z 0-9 + /)"
-        )
+        raise DecodeError(_b64_problem(data, "bad padding"))
     return raw
+
+
+def _b64_problem(data: bytes, fallback: str) -> str:
+    if b"-" in data or b"_" in data:
+        return (
+            "encoded track uses URL-safe base64 ('-' or '_'); Lavalink wants the standard "
+            "alphabet ('+' and '/')"
+        )
+    if not _B64_STRICT.fullmatch(data.rstrip(b"=")):
+        return (
+            "encoded track is not standard base64 "
+            "(whitespace or characters outside A-Z a-z 0-9 + / =)"
+        )
+    return f"encoded track is not base64: {fallback}"
 
 
 # --------------------------------------------------------------------------- modified UTF-8
