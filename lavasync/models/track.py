@@ -1,0 +1,78 @@
+"""Track and TrackInfo (PROTOCOL.md §5.1).
+
+Plain dataclasses; safe to share between threads as long as nobody mutates them.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Final, Optional
+
+from ._base import MAX_LONG, WireModel
+
+__all__ = ["UNKNOWN_LENGTH", "Track", "TrackInfo"]
+
+#: ``TrackInfo.length`` of a live stream or a track of unknown duration (Java Long.MAX_VALUE).
+UNKNOWN_LENGTH: Final = MAX_LONG
+
+
+@dataclass
+class TrackInfo(WireModel):
+    """What Lavalink knows about a track. Times are milliseconds."""
+
+    identifier: str
+    is_seekable: bool
+    author: str
+    length: int
+    is_stream: bool
+    position: int
+    title: str
+    uri: Optional[str]
+    source_name: str
+    artwork_url: Optional[str] = None
+    isrc: Optional[str] = None
+
+    @property
+    def is_unknown_length(self) -> bool:
+        """True for streams and other tracks whose length is unknown (``length == 2**63-1``)."""
+        return self.length >= UNKNOWN_LENGTH
+
+    @property
+    def duration(self) -> Optional[int]:
+        """The length in ms, or None when it is unknown (streams)."""
+        return None if self.length >= UNKNOWN_LENGTH else self.length
+
+
+@dataclass
+class Track(WireModel):
+    """A playable track: the encoded lavaplayer blob plus its decoded info.
+
+    ``plugin_info`` (set by plugins) and ``user_data`` (set by the client) are opaque JSON
+    objects passed through untouched. ``encoded`` embeds the position at the moment the server
+    wrote it, so it is not a stable identity key; compare ``info.identifier`` instead.
+    """
+
+    encoded: str
+    info: TrackInfo
+    plugin_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    user_data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def identifier(self) -> str:
+        """Shortcut for ``info.identifier``."""
+        return self.info.identifier
+
+    @property
+    def title(self) -> str:
+        """Shortcut for ``info.title``."""
+        return self.info.title
+
+    @property
+    def length(self) -> int:
+        """Shortcut for ``info.length`` (ms; 2**63-1 when unknown)."""
+        return self.info.length
+
+    def with_user_data(self, user_data: dict[str, Any]) -> "Track":
+        """A copy of this track carrying ``user_data`` (sent along when it is played)."""
+        if not isinstance(user_data, dict):
+            raise ValueError(f"user_data must be a dict, not {type(user_data).__name__}")
+        return dataclasses.replace(self, user_data=dict(user_data))
