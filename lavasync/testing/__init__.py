@@ -1,0 +1,12 @@
+"""Test helpers for lavasync users: a fake Lavalink v4 node and a fake Discord gateway.
+
+``FakeNode`` is a real HTTP + WebSocket server on 127.0.0.1 that speaks Lavalink v4 (written
+from the protocol, standard library only); ``FakeGateway`` answers the OP 4 payloads a client
+sends through its ``send_gateway`` hook with the voice dispatches Discord would send.
+"""
+
+from __future__ import annotations
+
+from .node import FakeNode, FakeSession, RecordedHandshake, RecordedRequest
+
+__all__ = ["FakeNode", "FakeSession", "RecordedHandshake", "RecordedRequest"]
