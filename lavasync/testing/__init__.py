@@ -7,6 +7,15 @@ sends through its ``send_gateway`` hook with the voice dispatches Discord would 
 
 from __future__ import annotations
 
+from ._catalogue import BUILTIN_TRACKS
+from .gateway import FakeGateway
 from .node import FakeNode, FakeSession, RecordedHandshake, RecordedRequest
 
-__all__ = ["FakeNode", "FakeSession", "RecordedHandshake", "RecordedRequest"]
+__all__ = [
+    "BUILTIN_TRACKS",
+    "FakeGateway",
+    "FakeNode",
+    "FakeSession",
+    "RecordedHandshake",
+    "RecordedRequest",
+]
