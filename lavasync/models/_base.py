@@ -182,44 +182,43 @@ def _sf_decode(value: Any) -> Any:
     return snowflake(value)
 
 
-def snowflake_field(*, lenient: bool = False, default: Any = dataclasses.MISSING) -> Any:
-    """A snowflake field: ``int`` in Python, decimal string on the wire.
+def snowflake_meta(*, lenient: bool = False) -> dict[str, Any]:
+    """Field metadata for a snowflake: ``int`` in Python, decimal string on the wire.
 
-    ``lenient`` keeps a non-numeric string as it came instead of failing (placeholders in
-    examples, or values echoed from a client that sent garbage).
+    Use as ``guild_id: int = field(metadata=snowflake_meta())``. ``lenient`` keeps a
+    non-numeric string as it came instead of failing (placeholders in example payloads).
     """
-    metadata = _meta(
+    return _meta(
         {"snowflake": "lenient" if lenient else "strict"},
         encoder=_sf_encode,
         decoder=_lenient_snowflake if lenient else _sf_decode,
     )
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def omit_none_field(default: Any = None) -> Any:
-    """An optional field left out of the wire dict when None (absent means "off")."""
-    return dataclasses.field(default=default, metadata=_meta({"omit_none": True}, exclude=_is_none))
 
 
 def _is_none(value: object) -> bool:
     return value is None
 
 
-def unset_field(
-    decoder: Optional[Callable[[Any], Any]] = None,
-    nested: Optional[Callable[[], type["WireModel"]]] = None,
-) -> Any:
-    """A request field that defaults to UNSET and is never sent while UNSET.
+#: Field metadata for an optional value left out of the wire dict when None (absent = off).
+#: Use as ``field(default=None, metadata=OMIT_NONE)``.
+OMIT_NONE: Final = _meta({"omit_none": True}, exclude=_is_none)
 
-    ``nested`` names the model type (lazily) so that dataclasses-json's ``from_dict`` and
-    ``schema()`` build the nested object too.
+
+def unset_meta(nested: Optional[Callable[[], type["WireModel"]]] = None) -> dict[str, Any]:
+    """Field metadata for a request field that is never sent while UNSET.
+
+    Use as ``field(default=UNSET, metadata=unset_meta())``. ``nested`` names the model type
+    (lazily) so that dataclasses-json's ``from_dict`` and ``schema()`` build it too.
     """
+    decoder: Callable[[Any], Any] = _identity
     if nested is not None:
         get_model = nested
 
         def decode_nested(value: Any) -> Any:
             model = get_model()
-            return value if isinstance(value, model) else model.from_dict(value)
+            if value is UNSET or isinstance(value, model):  # a default, or decoded already
+                return value
+            return model.from_dict(value)
 
         decoder = decode_nested
         inner: marshmallow.fields.Field = marshmallow.fields.Nested(
@@ -227,15 +226,7 @@ def unset_field(
         )
     else:
         inner = marshmallow.fields.Raw(allow_none=True)
-    return dataclasses.field(
-        default=UNSET,
-        metadata=_meta(
-            {},
-            decoder=decoder or _identity,
-            exclude=_is_unset,
-            mm_field=_UnsetField(inner),
-        ),
-    )
+    return _meta({}, decoder=decoder, exclude=_is_unset, mm_field=_UnsetField(inner))
 
 
 class _UnsetField(marshmallow.fields.Field):
@@ -526,7 +517,8 @@ def _decoder_source(
             lines.append(f"    {v} = d.get({s.key!r}, _M)")
             lines.append(f"    if {v} is _M:")
             lines.append(f"        {v} = {_default_expr(s, g)}")
-            lines.append(f"        absent += ({s.name!r},)")
+            if not s.omit_none:  # an omitted None is left out anyway: nothing to remember
+                lines.append(f"        absent += ({s.name!r},)")
             lines.append("        m += 1")
         if conv:
             # defaults are trusted; only a value that came from the wire is checked
