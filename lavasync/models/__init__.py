@@ -52,6 +52,7 @@ from .routeplanner import (
     RotatingNanoIpRoutePlannerDetails,
     RotatingNanoIpRoutePlannerStatus,
     RoutePlannerDetails,
+    RoutePlannerFreeAddress,
     RoutePlannerStatus,
     parse_route_planner,
 )
@@ -96,6 +97,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tested
     "RotatingNanoIpRoutePlannerStatus",
     "Rotation",
     "RoutePlannerDetails",
+    "RoutePlannerFreeAddress",
     "RoutePlannerStatus",
     "Session",
     "SessionUpdate",

@@ -28,6 +28,7 @@ from typing import Any, Callable, ClassVar, Final, Literal, Optional, TypeVar, U
 import marshmallow
 from dataclasses_json import DataClassJsonMixin, LetterCase, config
 from dataclasses_json.core import _user_overrides_or_exts
+from dataclasses_json.stringcase import camelcase
 
 from ..errors import DecodeError
 
@@ -188,11 +189,40 @@ def snowflake_meta(*, lenient: bool = False) -> dict[str, Any]:
     Use as ``guild_id: int = field(metadata=snowflake_meta())``. ``lenient`` keeps a
     non-numeric string as it came instead of failing (placeholders in example payloads).
     """
+    decoder = _lenient_snowflake if lenient else _sf_decode
     return _meta(
         {"snowflake": "lenient" if lenient else "strict"},
         encoder=_sf_encode,
-        decoder=_lenient_snowflake if lenient else _sf_decode,
+        decoder=decoder,
+        mm_field=_SnowflakeField(decoder),
     )
+
+
+class _CamelField(marshmallow.fields.Field):
+    """A marshmallow field given through dataclasses-json's ``mm_field``: dataclasses-json
+    then leaves the wire name to the field, so take the camelCase of the attribute name."""
+
+    def _bind_to_schema(self, field_name: str, schema: Any) -> None:
+        if self.data_key is None:
+            self.data_key = camelcase(field_name)
+        super()._bind_to_schema(field_name, schema)
+
+
+class _SnowflakeField(_CamelField):
+    """Marshmallow field for ``schema()``: a snowflake dumps as a string, loads as an int."""
+
+    def __init__(self, decoder: Callable[[Any], Any]) -> None:
+        super().__init__(allow_none=True)
+        self.decoder = decoder
+
+    def _serialize(self, value: Any, attr: Optional[str], obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else str(value)
+
+    def _deserialize(self, value: Any, attr: Optional[str], data: Any, **kwargs: Any) -> Any:
+        try:
+            return self.decoder(value)
+        except ValueError as exc:
+            raise marshmallow.ValidationError(str(exc)) from None
 
 
 def _is_none(value: object) -> bool:
@@ -229,7 +259,7 @@ def unset_meta(nested: Optional[Callable[[], type["WireModel"]]] = None) -> dict
     return _meta({}, decoder=decoder, exclude=_is_unset, mm_field=_UnsetField(inner))
 
 
-class _UnsetField(marshmallow.fields.Field):
+class _UnsetField(_CamelField):
     """Marshmallow field for ``schema()``: skips UNSET on dump, loads absent as UNSET."""
 
     def __init__(self, inner: marshmallow.fields.Field) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "RotatingNanoIpRoutePlannerDetails",
     "RotatingNanoIpRoutePlannerStatus",
     "RoutePlannerDetails",
+    "RoutePlannerFreeAddress",
     "RoutePlannerStatus",
     "parse_route_planner",
 ]
@@ -178,6 +179,13 @@ _STATUS_TYPES: dict[str, type[RoutePlannerStatus]] = {
     )
     if cls.CLASS is not None
 }
+
+
+@dataclass
+class RoutePlannerFreeAddress(WireModel):
+    """Body of ``POST /v4/routeplanner/free/address``: the address to unmark, e.g. ``1.0.0.1``."""
+
+    address: str
 
 
 def parse_route_planner(data: Optional[Mapping[str, Any]]) -> Optional[RoutePlannerStatus]:
