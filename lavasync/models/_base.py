@@ -204,7 +204,7 @@ class _CamelField(marshmallow.fields.Field):
 
     def _bind_to_schema(self, field_name: str, schema: Any) -> None:
         if self.data_key is None:
-            self.data_key = camelcase(field_name)
+            self.data_key = typing.cast(str, typing.cast(Any, camelcase)(field_name))
         super()._bind_to_schema(field_name, schema)
 
 
