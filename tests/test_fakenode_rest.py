@@ -534,14 +534,14 @@ def test_play_replace_stop_events(fake: FakeNode, rest: Rest, sid: str) -> None:
     assert player["paused"] is False
     assert player["state"]["connected"] is False
     sent = events(fake, sid, skip)
-    assert ops(sent)[:2] == ["TrackStartEvent", "playerUpdate"]
+    assert ops(sent) == ["TrackStartEvent", "playerUpdate", "playerUpdate"]
     assert sent[0]["guildId"] == "11"
     assert sent[0]["track"]["userData"] == {"q": 1}
 
     skip = len(fake.sessions[sid].sent)
     rest("PATCH", path, {"encodedTrack": b["encoded"]})  # the deprecated alias
     sent = events(fake, sid, skip)
-    assert ops(sent)[:3] == ["TrackEndEvent", "TrackStartEvent", "playerUpdate"]
+    assert ops(sent) == ["TrackEndEvent", "TrackStartEvent", "playerUpdate", "playerUpdate"]
     assert sent[0]["reason"] == "replaced"
     assert sent[0]["track"]["info"]["title"] == "A"
     assert sent[1]["track"]["info"]["title"] == "B"
@@ -687,6 +687,8 @@ def test_delete_player_events(fake: FakeNode, rest: Rest, sid: str) -> None:
     t = fake.add_track()
     path = f"/v4/sessions/{sid}/players/4"
     rest("PATCH", path, {"voice": VOICE, "track": {"encoded": t["encoded"]}})
+    # start -> update x2, then the voice-ready update arrives on its own
+    fake.wait_for_message(sid, lambda m: m["op"] == "playerUpdate", count=3)
     skip = len(fake.sessions[sid].sent)
     status, _, body = rest("DELETE", path)
     assert (status, body) == (204, b"")

@@ -689,21 +689,24 @@ class FakeNode:
         session_id: str,
         predicate: Callable[[dict[str, Any]], bool],
         timeout: float = 5.0,
+        *,
+        count: int = 1,
     ) -> dict[str, Any]:
-        """The first message sent to a session (see ``FakeSession.sent``) matching predicate."""
+        """The ``count``-th message sent to a session (see ``FakeSession.sent``) that matches
+        ``predicate``; TimeoutError if it does not come in time."""
         with self._cond:
             session = self._sessions.get(session_id)
             if session is None:
                 raise KeyError(session_id)
-            hit: list[dict[str, Any]] = []
+            hits: list[dict[str, Any]] = []
 
             def check() -> bool:
-                hit[:] = [m for m in session._sent if predicate(m)][:1]
-                return bool(hit)
+                hits[:] = [m for m in session._sent if predicate(m)]
+                return len(hits) >= count
 
             if not self._cond.wait_for(check, timeout):
-                raise TimeoutError(f"no matching message within {timeout} s")
-            return copy.deepcopy(hit[0])
+                raise TimeoutError(f"{len(hits)} matching messages, wanted {count}")
+            return copy.deepcopy(hits[count - 1])
 
     # ------------------------------------------------------------------ state access
 
@@ -1330,7 +1333,11 @@ class FakeNode:
         self._reschedule(player)
         self._event(player, "TrackStartEvent", track=track.json(player.base_pos))
         self._player_update(player)
-        self._scheduler.call_later(0.0, self._periodic_update, player, track, now)
+        # the periodic task starts with zero delay at the same moment; its first tick is sent
+        # here so the sequence is deterministic (end -> start -> playerUpdate x2)
+        self._player_update(player)
+        nxt = now + self.player_update_interval
+        self._scheduler.call_at(nxt, self._periodic_update, player, track, nxt)
 
     def _periodic_update(self, player: _Player, track: _Track, when: float) -> None:
         with self._lock:
