@@ -1,0 +1,247 @@
+"""Event delivery: a bounded, coalescing event buffer and the listener thread.
+
+How events reach the user (documented in the README):
+
+* Every event goes to **both** consumers, independently: the poll buffer behind
+  ``client.poll()`` / ``client.events()``, and the listeners registered with ``client.on`` /
+  ``add_listener`` (run on the ``lavasync-dispatch`` thread). Neither steals from the other, so an
+  event is seen once by each listener and once by ``poll()``; nothing is duplicated within a mode.
+* The poll buffer can be switched off (``Client(poll_events=False)``) by bots that only use
+  callbacks, so unread events do not pile up.
+* Overflow: a buffer holds ``maxsize`` events. Past that, ``playerUpdate`` and ``stats`` events are
+  coalesced (the newest replaces the pending one for the same guild / node: latest wins); track,
+  voice and node events are never dropped (the bound is soft for them), and the reader thread never
+  blocks on a full buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Hashable
+from typing import Any, Callable, Optional
+
+from .models.events import Event, PlayerUpdateEvent, StatsEvent
+
+__all__ = ["Dispatcher", "EventBuffer", "ListenerRegistry"]
+
+log = logging.getLogger("lavasync.dispatch")
+
+Listener = Callable[[Any], Any]
+ErrorHook = Callable[[BaseException, Event, Listener], Any]
+
+_CLOSED = object()
+
+
+def _coalesce_key(event: Event) -> Optional[Hashable]:
+    """The key under which an event may replace an older pending one, or None if it never may."""
+    cls = type(event)
+    if cls is PlayerUpdateEvent:
+        return ("u", id(event.node), event.guild_id)  # type: ignore[attr-defined]
+    if cls is StatsEvent:
+        return ("s", id(event.node))
+    return None
+
+
+class EventBuffer:
+    """A FIFO of events with a soft bound and latest-wins coalescing of high-volume events.
+
+    Thread-safe: any number of producers and consumers. ``put`` never blocks.
+    """
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._items: deque[list[Any]] = deque()
+        # The pending slot of each coalescable key: a slot is a one-item list that a newer event
+        # may overwrite in place, keeping its place in the queue.
+        self._pending: dict[Hashable, list[Any]] = {}
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self.coalesced = 0  #: how many events were replaced by a newer one (for diagnostics)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, event: Any) -> None:
+        """Add an event; never blocks. Under pressure a newer playerUpdate/stats replaces it."""
+        key = _coalesce_key(event) if isinstance(event, Event) else None
+        with self._cond:
+            if self._closed:
+                return
+            if key is not None:
+                slot = self._pending.get(key)
+                if slot is not None and len(self._items) >= self.maxsize:
+                    slot[0] = event
+                    self.coalesced += 1
+                    return
+                slot = [event, key]
+                self._pending[key] = slot
+            else:
+                slot = [event, None]
+            self._items.append(slot)
+            self._cond.notify()
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """The next event, or None after ``timeout`` seconds (None: wait forever) or when closed."""
+        with self._cond:
+            if not self._items:
+                if self._closed:
+                    return None
+                self._cond.wait_for(lambda: self._items or self._closed, timeout)
+                if not self._items:
+                    return None
+            slot = self._items.popleft()
+            key = slot[1]
+            if key is not None and self._pending.get(key) is slot:
+                del self._pending[key]
+            return slot[0]
+
+    def drain(self) -> list[Any]:
+        """Remove and return every pending event."""
+        with self._cond:
+            items = [slot[0] for slot in self._items]
+            self._items.clear()
+            self._pending.clear()
+            return items
+
+    def close(self) -> None:
+        """Wake every waiting ``get``; later ``put`` calls are ignored."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class ListenerRegistry:
+    """Listeners by event class. Thread-safe; a snapshot is taken per event, outside the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_class: dict[type, tuple[Listener, ...]] = {}
+        self._cache: dict[type, tuple[Listener, ...]] = {}
+
+    def add(self, cls: type, fn: Listener) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Event)):
+            raise ValueError(f"listeners are registered for an Event class, not {cls!r}")
+        if not callable(fn):
+            raise ValueError(f"listener {fn!r} is not callable")
+        with self._lock:
+            self._by_class[cls] = (*self._by_class.get(cls, ()), fn)
+            self._cache.clear()
+
+    def remove(self, cls: type, fn: Listener) -> bool:
+        """Remove one registration of ``fn`` for ``cls``; False if it was not registered."""
+        with self._lock:
+            current = list(self._by_class.get(cls, ()))
+            if fn not in current:
+                return False
+            current.remove(fn)
+            if current:
+                self._by_class[cls] = tuple(current)
+            else:
+                del self._by_class[cls]
+            self._cache.clear()
+            return True
+
+    def __bool__(self) -> bool:
+        return bool(self._by_class)
+
+    def for_event(self, event: Any) -> tuple[Listener, ...]:
+        """Listeners for the event's class and its bases, in registration order per class."""
+        cls = type(event)
+        found = self._cache.get(cls)
+        if found is not None:
+            return found
+        with self._lock:
+            result: list[Listener] = []
+            for klass in cls.__mro__:
+                result.extend(self._by_class.get(klass, ()))
+            found = tuple(result)
+            self._cache[cls] = found
+        return found
+
+
+class Dispatcher:
+    """The ``lavasync-dispatch`` thread: runs listeners for each event, in arrival order.
+
+    Each listener is isolated: one that raises is logged (and handed to ``error_hook``) and the
+    others still run. Thread-safe: ``submit`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        listeners: ListenerRegistry,
+        *,
+        maxsize: int = 10_000,
+        error_hook: Optional[ErrorHook] = None,
+        name: str = "lavasync-dispatch",
+    ) -> None:
+        self.listeners = listeners
+        self.error_hook = error_hook
+        self.buffer = EventBuffer(maxsize)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._thread.start()
+
+    def submit(self, event: Any) -> None:
+        """Queue an event for the listeners; cheap no-op when no listener is registered."""
+        if self.listeners:
+            self.buffer.put(event)
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the dispatcher thread: follow-ups that must not run on a reader."""
+        self.buffer.put(_Call(fn))
+
+    def _run(self) -> None:
+        get = self.buffer.get
+        while True:
+            item = get(None)
+            if item is None:
+                return
+            if type(item) is _Call:
+                self._invoke(item.fn, None)
+                continue
+            for fn in self.listeners.for_event(item):
+                self._invoke(fn, item)
+
+    def _invoke(self, fn: Callable[..., Any], event: Any) -> None:
+        try:
+            if event is None:
+                fn()
+            else:
+                fn(event)
+        except Exception as exc:
+            log.exception("listener %r raised on %r", fn, event)
+            hook = self.error_hook
+            if hook is not None:
+                try:
+                    hook(exc, event, fn)
+                except Exception:
+                    log.exception("the listener error hook raised")
+
+    def close(self, timeout: Optional[float] = None) -> bool:
+        """Stop after the events already queued; True if the thread exited within ``timeout``."""
+        self.buffer.close()
+        if self._started:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+
+class _Call:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
