@@ -1,10 +1,20 @@
-"""lavasync: a synchronous, threaded client for Lavalink v4."""
+"""lavasync: a synchronous, threaded client for Lavalink v4.
+
+Blocking calls on the caller's thread, one reader thread per node, one dispatcher thread for
+listeners. See the README for the tour; the names below are the public API.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from .errors import (
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+from .client import Client, default_penalty, region_of  # noqa: E402
+from .codec import decode_track, encode_track  # noqa: E402
+from .errors import (  # noqa: E402
     AuthenticationError,
     ClientClosedError,
     ConnectionFailedError,
@@ -17,22 +27,128 @@ from .errors import (
     RestError,
     VoiceConnectTimeoutError,
 )
-
-__version__ = "0.1.0"
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+from .models import (  # noqa: E402
+    UNSET,
+    ChannelMix,
+    Distortion,
+    EqualizerBand,
+    ExceptionInfo,
+    Filters,
+    Info,
+    Karaoke,
+    LoadResult,
+    LoadType,
+    LowPass,
+    PlayerInfo,
+    PlayerState,
+    Playlist,
+    PlaylistInfo,
+    Rotation,
+    Session,
+    Stats,
+    Timescale,
+    Track,
+    TrackInfo,
+    Tremolo,
+    UpdatePlayer,
+    UpdatePlayerTrack,
+    Vibrato,
+    VoiceState,
+)
+from .models.events import (  # noqa: E402
+    Event,
+    NodeConnectedEvent,
+    NodeDisconnectedEvent,
+    NodeEvent,
+    NodeReconnectingEvent,
+    NodeResumedEvent,
+    PlayerDestroyedEvent,
+    PlayerEvent,
+    PlayerMovedEvent,
+    PlayerUpdateEvent,
+    ReadyEvent,
+    StatsEvent,
+    TrackEndEvent,
+    TrackEndReason,
+    TrackEvent,
+    TrackExceptionEvent,
+    TrackStartEvent,
+    TrackStuckEvent,
+    UnknownEvent,
+    WebSocketClosedEvent,
+)
+from .node import Backoff, Node, NodeState  # noqa: E402
+from .player import Player  # noqa: E402
+from .queue import LoopMode, Queue  # noqa: E402
 
 __all__ = [
+    "UNSET",
     "AuthenticationError",
+    "Backoff",
+    "ChannelMix",
+    "Client",
     "ClientClosedError",
     "ConnectionFailedError",
     "DecodeError",
+    "Distortion",
+    "EqualizerBand",
+    "Event",
+    "ExceptionInfo",
+    "Filters",
+    "Info",
+    "Karaoke",
     "LavasyncError",
     "LavasyncTimeoutError",
     "LoadError",
+    "LoadResult",
+    "LoadType",
+    "LoopMode",
+    "LowPass",
+    "Node",
+    "NodeConnectedEvent",
+    "NodeDisconnectedEvent",
+    "NodeEvent",
+    "NodeReconnectingEvent",
+    "NodeResumedEvent",
+    "NodeState",
     "NodeUnavailableError",
+    "Player",
     "PlayerDestroyedError",
+    "PlayerDestroyedEvent",
+    "PlayerEvent",
+    "PlayerInfo",
+    "PlayerMovedEvent",
+    "PlayerState",
+    "PlayerUpdateEvent",
+    "Playlist",
+    "PlaylistInfo",
+    "Queue",
+    "ReadyEvent",
     "RestError",
+    "Rotation",
+    "Session",
+    "Stats",
+    "StatsEvent",
+    "Timescale",
+    "Track",
+    "TrackEndEvent",
+    "TrackEndReason",
+    "TrackEvent",
+    "TrackExceptionEvent",
+    "TrackInfo",
+    "TrackStartEvent",
+    "TrackStuckEvent",
+    "Tremolo",
+    "UnknownEvent",
+    "UpdatePlayer",
+    "UpdatePlayerTrack",
+    "Vibrato",
     "VoiceConnectTimeoutError",
+    "VoiceState",
+    "WebSocketClosedEvent",
     "__version__",
+    "decode_track",
+    "default_penalty",
+    "encode_track",
+    "region_of",
 ]

@@ -1,0 +1,772 @@
+"""The Client: nodes, node selection, players, voice dispatches, events and lifecycle.
+
+Threads (all named, all joined by :meth:`Client.close`):
+
+* the caller's threads run REST calls and the ``send_gateway`` hook;
+* one reader thread per node (``lavasync-ws-<node>``) decodes frames, updates state and queues
+  events; it never runs user code;
+* one dispatcher thread (``lavasync-dispatch``) runs listeners and internal follow-ups that must
+  not block the reader or the host's gateway thread (voice PATCHes for region moves, rejoins);
+* moving players off a lost node uses a short-lived pool (``lavasync-move-*``), joined per move.
+
+States: a Client is open from construction until :meth:`close`; after that every call raises
+:class:`~lavasync.errors.ClientClosedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional, TypeVar, Union
+
+from . import __version__
+from ._dispatch import Dispatcher, EventBuffer, ListenerRegistry
+from .errors import (
+    ClientClosedError,
+    LavasyncError,
+    LavasyncTimeoutError,
+    LoadError,
+    NodeUnavailableError,
+)
+from .models import LoadResult, PlayerInfo, Track, snowflake
+from .models.events import (
+    Event,
+    PlayerDestroyedEvent,
+    PlayerEvent,
+    PlayerMovedEvent,
+)
+from .node import Backoff, Node, NodeState
+from .player import Player
+from .voice import endpoint_region
+
+__all__ = ["Client", "default_penalty", "region_of"]
+
+log = logging.getLogger("lavasync.client")
+
+GatewayHook = Callable[[int, dict[str, Any]], Any]
+Penalty = Callable[[Node], float]
+E = TypeVar("E", bound=Event)
+
+#: Discord voice server locations grouped into regions, for node selection by region.
+VOICE_REGIONS: dict[str, tuple[str, ...]] = {
+    "asia": (
+        "hongkong",
+        "singapore",
+        "sydney",
+        "japan",
+        "india",
+        "southkorea",
+        "tokyo",
+        "seoul",
+        "bombay",
+        "mumbai",
+    ),
+    "eu": (
+        "rotterdam",
+        "amsterdam",
+        "frankfurt",
+        "london",
+        "europe",
+        "milan",
+        "stockholm",
+        "madrid",
+        "paris",
+        "warsaw",
+        "bucharest",
+        "russia",
+        "finland",
+        "helsinki",
+        "dublin",
+    ),
+    "us": (
+        "us-central",
+        "us-east",
+        "us-west",
+        "us-south",
+        "newark",
+        "atlanta",
+        "seattle",
+        "santa-clara",
+        "oregon",
+        "dallas",
+        "chicago",
+        "montreal",
+        "south-america",
+        "brazil",
+        "buenos-aires",
+        "santiago",
+        "toronto",
+        "ashburn",
+        "miami",
+    ),
+    "africa": ("southafrica", "johannesburg"),
+}
+_LOCATION_TO_REGION = {loc: region for region, locs in VOICE_REGIONS.items() for loc in locs}
+
+
+def region_of(endpoint_or_location: Optional[str]) -> Optional[str]:
+    """The region (``eu``, ``us``, ``asia``, ``africa``) of a voice endpoint or location name.
+
+    ``rotterdam1234.discord.media:443`` → ``eu``. Unknown locations give the location itself, so a
+    node may also declare exact locations as its regions.
+    """
+    if not endpoint_or_location:
+        return None
+    location = endpoint_or_location.lower()
+    if "." in location or ":" in location:
+        found = endpoint_region(endpoint_or_location)
+        if found is None:
+            return None
+        location = found
+    return _LOCATION_TO_REGION.get(location, location)
+
+
+def default_penalty(node: Node) -> float:
+    """Load penalty of a node from its latest stats (lower is better). Unit-correct:
+
+    * players: one point per playing player, plus one per player assigned since the last stats
+      report (stats come every 60 s, so a burst must not all land on one node);
+    * CPU: ``cpu.systemLoad`` is already a 0..1 fraction: ``1.05 ** (100 * load) * 10 - 10``;
+    * frames: ``deficit`` and ``nulled`` are per-player averages out of 3,000 frames a minute
+      (null when unknown): each scaled to 0..1 of a minute, then weighted like the CPU term.
+
+    Nodes that are not ready, or have no stats yet, come last (``inf``).
+    """
+    stats = node.stats
+    if not node.available or stats is None:
+        return float("inf")
+    players = stats.playing_players + node.recent_players
+    load = min(max(stats.cpu.system_load, 0.0), 1.0)
+    cpu = 1.05 ** (100.0 * load) * 10.0 - 10.0
+    frames = 0.0
+    fs = stats.frame_stats
+    if fs is not None:
+        deficit = min(max(fs.deficit, 0), 3000) / 3000.0
+        nulled = min(max(fs.nulled, 0), 3000) / 3000.0
+        frames = (1.03 ** (500.0 * deficit) * 600.0 - 600.0) + 2 * (
+            1.03 ** (500.0 * nulled) * 300.0 - 300.0
+        )
+    return float(players + cpu + frames)
+
+
+class Client:
+    """A synchronous Lavalink v4 client. Use it as a context manager, or call :meth:`close`.
+
+    Thread-safe: every method may be called from any thread. Listeners run on the dispatcher
+    thread; :meth:`poll` may be called from any number of threads (each event goes to one).
+
+    ``send_gateway(guild_id, payload)`` is the host's hook for OP 4 payloads
+    (``{"op": 4, "d": {...}}``); it is called on the thread that asked for the voice change (or
+    the dispatcher thread for automatic rejoins). The host writes it to the shard that owns the
+    guild. Feed every gateway dispatch to :meth:`handle_gateway`.
+    """
+
+    def __init__(
+        self,
+        user_id: int,
+        send_gateway: Optional[GatewayHook] = None,
+        *,
+        client_name: Optional[str] = None,
+        poll_events: bool = True,
+        event_buffer_size: int = 10_000,
+        call_timeout: Optional[float] = 10.0,
+        penalty: Optional[Penalty] = None,
+        destroy_on_kick: bool = True,
+        listener_error_hook: Optional[Callable[[BaseException, Any, Any], Any]] = None,
+        move_concurrency: int = 8,
+        lost_player_timeout: float = 60.0,
+    ) -> None:
+        self.user_id = snowflake(user_id, "user_id")
+        if self.user_id == 0:
+            raise ValueError("user_id must be the bot's Discord user id, not 0")
+        if send_gateway is not None and not callable(send_gateway):
+            raise ValueError("send_gateway must be callable(guild_id, payload)")
+        if client_name is not None and (not isinstance(client_name, str) or not client_name):
+            raise ValueError("client_name must be a non-empty string like 'mybot/1.0'")
+        if call_timeout is not None and call_timeout <= 0:
+            raise ValueError("call_timeout must be > 0 or None")
+        if move_concurrency < 1:
+            raise ValueError("move_concurrency must be >= 1")
+        self.client_name = client_name or f"lavasync/{__version__}"
+        self.send_gateway = send_gateway
+        self.call_timeout = call_timeout
+        self.penalty: Penalty = penalty or default_penalty
+        self.destroy_on_kick = destroy_on_kick
+        self.move_concurrency = move_concurrency
+        self.lost_player_timeout = lost_player_timeout
+        self._lock = threading.RLock()
+        self._nodes: dict[str, Node] = {}
+        self._players: dict[int, Player] = {}
+        self._ready_cond = threading.Condition(self._lock)
+        self._closed = False
+        self._listeners = ListenerRegistry()
+        self._dispatcher = Dispatcher(self._listeners, error_hook=listener_error_hook)
+        self._dispatcher.start()
+        self._poll: Optional[EventBuffer] = EventBuffer(event_buffer_size) if poll_events else None
+        self._lost: dict[str, float] = {}  # node name -> when its session was lost
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop every thread and close every connection. Idempotent.
+
+        Players keep playing on the server until their session's resume timeout (use
+        ``destroy``/``disconnect`` first to stop them). Returns True if every thread exited in
+        ``timeout`` seconds.
+        """
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            nodes = list(self._nodes.values())
+            self._ready_cond.notify_all()
+        deadline = time.monotonic() + timeout
+        exited = True
+        for node in nodes:
+            exited &= node.close(max(0.1, deadline - time.monotonic()))
+        for player in list(self._players.values()):
+            player._mark_destroyed("closed")
+        if self._poll is not None:
+            self._poll.close()
+        exited &= self._dispatcher.close(max(0.1, deadline - time.monotonic()))
+        return exited
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+
+    # ------------------------------------------------------------------ nodes
+
+    def add_node(
+        self,
+        name: str,
+        uri: str,
+        *,
+        password: str,
+        region: Union[str, Sequence[str], None] = None,
+        resume_timeout: Optional[int] = 60,
+        session_id: Optional[str] = None,
+        rest_timeout: Any = (5.0, 30.0),
+        connect_timeout: float = 10.0,
+        backoff: Optional[Backoff] = None,
+        ping_interval: float = 15.0,
+        ping_timeout: float = 10.0,
+        stats_interval: float = 60.0,
+    ) -> Node:
+        """Add a node and start connecting to it in the background.
+
+        ``region`` (a name or several) declares where the node is (``"eu"``, ``"us"``, a voice
+        location like ``"rotterdam"``...). ``resume_timeout`` (seconds) turns resuming on; None
+        turns it off. ``session_id`` resumes a session from an earlier process.
+        """
+        self._check_open()
+        regions: tuple[str, ...]
+        if region is None:
+            regions = ()
+        elif isinstance(region, str):
+            regions = (region,)
+        else:
+            regions = tuple(region)
+        node = Node(
+            self,
+            name,
+            uri,
+            password,
+            regions=regions,
+            resume_timeout=resume_timeout,
+            session_id=session_id,
+            rest_timeout=rest_timeout,
+            connect_timeout=connect_timeout,
+            backoff=backoff,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            stats_interval=stats_interval,
+        )
+        with self._lock:
+            self._check_open()
+            if name in self._nodes:
+                raise ValueError(f"a node named {name!r} already exists")
+            self._nodes[name] = node
+        node.connect()
+        return node
+
+    def remove_node(self, name: str, *, move_players: bool = True, timeout: float = 10.0) -> None:
+        """Remove a node; its players move to other nodes first (or are destroyed)."""
+        with self._lock:
+            node = self._nodes.get(name)
+        if node is None:
+            raise ValueError(f"no node named {name!r}")
+        if move_players:
+            self.move_players(node, None, reason="node removed", timeout=timeout)
+        with self._lock:
+            self._nodes.pop(name, None)
+        for player in self._players_on(node):
+            self._destroy_player(player, "node removed", timeout=timeout)
+        node.close(timeout)
+
+    @property
+    def nodes(self) -> list[Node]:
+        with self._lock:
+            return list(self._nodes.values())
+
+    def node(self, name: str) -> Node:
+        with self._lock:
+            try:
+                return self._nodes[name]
+            except KeyError:
+                raise ValueError(f"no node named {name!r}") from None
+
+    def wait_ready(self, timeout: Optional[float] = 10.0) -> Node:
+        """Block until at least one node is ready and return it.
+
+        Raises :class:`~lavasync.errors.LavasyncTimeoutError` on timeout, or the node's own
+        error when every node failed for good (e.g. a wrong password).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._ready_cond:
+            while True:
+                self._check_open()
+                nodes = list(self._nodes.values())
+                for node in nodes:
+                    if node.available:
+                        return node
+                if not nodes:
+                    raise NodeUnavailableError("no node added: call add_node() first")
+                failed = [n for n in nodes if n.state is NodeState.FAILED]
+                if len(failed) == len(nodes):
+                    error = failed[0].error
+                    assert error is not None
+                    raise error
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    states = ", ".join(f"{n.name}: {n.state.value}" for n in nodes)
+                    raise LavasyncTimeoutError(f"no node ready after {timeout} s ({states})")
+                self._ready_cond.wait(remaining if remaining is None else min(remaining, 0.5))
+
+    def best_node(self, region: Optional[str] = None, *, exclude: Sequence[Node] = ()) -> Node:
+        """The ready node with the lowest penalty, preferring nodes of ``region``."""
+        with self._lock:
+            candidates = [n for n in self._nodes.values() if n.available and n not in exclude]
+        if not candidates:
+            raise NodeUnavailableError("no node is ready")
+        wanted = region_of(region) if region else None
+
+        def key(node: Node) -> tuple[int, float]:
+            in_region = 0
+            if wanted is not None and node.regions:
+                regions = {region_of(r) for r in node.regions} | set(node.regions)
+                in_region = 0 if wanted in regions or region in regions else 1
+            elif wanted is not None:
+                in_region = 1
+            try:
+                score = float(self.penalty(node))
+            except Exception:
+                log.exception("the penalty function raised for node %s", node.name)
+                score = float("inf")
+            return (in_region, score)
+
+        return min(candidates, key=key)
+
+    def _notify_ready(self) -> None:
+        with self._ready_cond:
+            self._ready_cond.notify_all()
+
+    # ------------------------------------------------------------------ REST shortcuts
+
+    def _rest_node(self, node: Optional[Node]) -> Node:
+        self._check_open()
+        if node is not None:
+            return node
+        try:
+            return self.best_node()
+        except NodeUnavailableError:
+            return self.wait_ready(self.call_timeout)
+
+    def load(
+        self,
+        identifier: str,
+        *,
+        raise_on_error: bool = False,
+        node: Optional[Node] = None,
+        timeout: Optional[float] = None,
+    ) -> LoadResult:
+        """Resolve an identifier (URL, ``ytsearch:...``) to a :class:`LoadResult`.
+
+        With ``raise_on_error``, ``loadType: "error"`` raises :class:`LoadError`.
+        """
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise ValueError("identifier must be a non-empty string")
+        target = self._rest_node(node)
+        result = target.rest.load_tracks(identifier, timeout=timeout)
+        if raise_on_error and result.load_type == "error":
+            exc = result.exception
+            message = (exc.message if exc is not None else None) or "loading failed"
+            raise LoadError(message, exception=exc, identifier=identifier)
+        return result
+
+    def decode_tracks(self, encoded: Sequence[str], *, node: Optional[Node] = None) -> list[Track]:
+        """Decode tracks on a node (``POST /v4/decodetracks``). See also lavasync.decode_track."""
+        return self._rest_node(node).rest.decode_tracks(encoded)
+
+    # ------------------------------------------------------------------ players
+
+    def player(self, guild_id: int, *, node: Optional[Node] = None) -> Player:
+        """The guild's player, created (on the best node, or ``node``) if it does not exist.
+
+        Creating a player sends nothing: Lavalink creates its side on the first call.
+        """
+        guild = snowflake(guild_id, "guild_id")
+        self._check_open()
+        with self._lock:
+            player = self._players.get(guild)
+            if player is not None:
+                return player
+        target = node if node is not None else self._choose_node(None)
+        with self._lock:
+            self._check_open()
+            player = self._players.get(guild)
+            if player is None:
+                player = Player(self, guild, target)
+                self._players[guild] = player
+                target.recent_players += 1
+            return player
+
+    def _choose_node(self, region: Optional[str]) -> Node:
+        try:
+            return self.best_node(region)
+        except NodeUnavailableError:
+            return self.best_node_or_wait(region)
+
+    def best_node_or_wait(self, region: Optional[str] = None) -> Node:
+        self.wait_ready(self.call_timeout)
+        return self.best_node(region)
+
+    def get_player(self, guild_id: int) -> Optional[Player]:
+        """The guild's player if it exists (never creates one)."""
+        return self._players.get(snowflake(guild_id, "guild_id"))
+
+    @property
+    def players(self) -> list[Player]:
+        with self._lock:
+            return list(self._players.values())
+
+    def _players_on(self, node: Node) -> list[Player]:
+        with self._lock:
+            return [p for p in self._players.values() if p._node is node]
+
+    def _destroy_player(self, player: Player, reason: str, *, timeout: Optional[float]) -> None:
+        with self._lock:
+            if self._players.get(player.guild_id) is player:
+                del self._players[player.guild_id]
+            already = player.destroyed
+        player._mark_destroyed(reason)
+        if already:
+            return
+        node = player._node
+        try:
+            if node.available and node.session_id:
+                node.rest.destroy_player(node.session_id, player.guild_id, timeout=timeout)
+        except LavasyncError as exc:
+            log.warning("guild %s: DELETE player on %s failed: %s", player.guild_id, node.name, exc)
+        self._emit(PlayerDestroyedEvent(player.guild_id, reason, node=node))
+
+    # ------------------------------------------------------------------ voice / gateway
+
+    def handle_gateway(self, dispatch: Mapping[str, Any]) -> None:
+        """Feed any raw gateway dispatch (``{"t": ..., "d": ...}``); irrelevant ones are ignored."""
+        if not isinstance(dispatch, Mapping):
+            return
+        kind = dispatch.get("t")
+        data = dispatch.get("d")
+        if not isinstance(data, Mapping):
+            return
+        if kind == "VOICE_SERVER_UPDATE":
+            self.handle_voice_server_update(data)
+        elif kind == "VOICE_STATE_UPDATE":
+            self.handle_voice_state_update(data)
+
+    def handle_voice_server_update(self, data: Mapping[str, Any]) -> None:
+        """A VOICE_SERVER_UPDATE's ``d``: token and endpoint for a guild's voice server."""
+        guild = _guild_of(data)
+        if guild is None or self._closed:
+            return
+        player = self._players.get(guild)
+        if player is None:
+            return
+        player._voice_machine().on_server_update(data)
+
+    def handle_voice_state_update(self, data: Mapping[str, Any]) -> None:
+        """A VOICE_STATE_UPDATE's ``d``; only the bot's own user is used."""
+        guild = _guild_of(data)
+        if guild is None or self._closed:
+            return
+        user = data.get("user_id")
+        if user is None and isinstance(data.get("member"), Mapping):
+            user = data["member"].get("user", {}).get("id")
+        try:
+            if user is None or int(user) != self.user_id:
+                return
+        except (TypeError, ValueError):
+            return
+        player = self._players.get(guild)
+        if player is None:
+            return
+        player._voice_machine().on_state_update(data)
+
+    def _send_op4(
+        self, guild_id: int, channel_id: Optional[int], self_deaf: bool, self_mute: bool
+    ) -> None:
+        hook = self.send_gateway
+        if hook is None:
+            raise LavasyncError(
+                "no send_gateway hook: pass Client(send_gateway=...) to join voice channels"
+            )
+        payload = {
+            "op": 4,
+            "d": {
+                "guild_id": str(guild_id),
+                "channel_id": None if channel_id is None else str(channel_id),
+                "self_mute": bool(self_mute),
+                "self_deaf": bool(self_deaf),
+            },
+        }
+        hook(guild_id, payload)
+
+    def _call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run an internal follow-up on the dispatcher thread."""
+        self._dispatcher.call_soon(fn)
+
+    def _on_voice_left(self, player: Player) -> None:
+        """The bot left (or was kicked from) the guild's voice channel without asking."""
+        if not self.destroy_on_kick:
+            return
+
+        def run() -> None:
+            self._destroy_player(player, "kicked", timeout=None)
+
+        self._call_soon(run)
+
+    # ------------------------------------------------------------------ events
+
+    def on(self, event_class: type[E]) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
+        """Decorator: ``@client.on(TrackEndEvent)`` registers a listener (subclasses included)."""
+
+        def register(fn: Callable[[E], Any]) -> Callable[[E], Any]:
+            self.add_listener(event_class, fn)
+            return fn
+
+        return register
+
+    def add_listener(self, event_class: type[E], fn: Callable[[E], Any]) -> None:
+        """Run ``fn(event)`` on the dispatcher thread for every event of ``event_class``."""
+        self._listeners.add(event_class, fn)
+
+    def remove_listener(self, event_class: type[E], fn: Callable[[E], Any]) -> bool:
+        """Unregister; False if it was not registered."""
+        return self._listeners.remove(event_class, fn)
+
+    def poll(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """The next event, or None after ``timeout`` seconds or once the client is closed."""
+        buffer = self._poll
+        if buffer is None:
+            raise LavasyncError("polling is off: Client(poll_events=False)")
+        event: Optional[Event] = buffer.get(timeout)
+        return event
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Iterate over events until ``timeout`` seconds pass with none, or the client closes."""
+        while True:
+            event = self.poll(timeout)
+            if event is None:
+                return
+            yield event
+
+    def _emit(self, event: Event) -> None:
+        buffer = self._poll
+        if buffer is not None:
+            buffer.put(event)
+        self._dispatcher.submit(event)
+
+    # ------------------------------------------------------------------ node callbacks
+    # (reader threads; state changes and REST only, never user code)
+
+    def _on_player_event(self, node: Node, event: PlayerEvent) -> None:
+        """Apply a player event to its player's state (the node queues the event itself)."""
+        player = self._players.get(event.guild_id)
+        if player is not None and player._node is node:
+            player._on_event(event)
+
+    def _resync_players(self, node: Node, session_id: str, infos: Sequence[PlayerInfo]) -> None:
+        """After a resume: make local players match what the server has."""
+        by_guild = {info.guild_id: info for info in infos}
+        for player in self._players_on(node):
+            info = by_guild.get(player.guild_id)
+            if info is not None:
+                player._apply_info(info)
+            else:
+                # The server lost it while we were away (e.g. destroyed by a cleanup): rebuild.
+                self._rebuild(player, node, session_id)
+
+    def _recreate_players(self, node: Node, session_id: str) -> None:
+        """A fresh session on a node that had players: rebuild them from local state."""
+        for player in self._players_on(node):
+            self._rebuild(player, node, session_id)
+
+    def _rebuild(self, player: Player, node: Node, session_id: str) -> None:
+        try:
+            player._rebuild_on(node, session_id=session_id, timeout=self.call_timeout)
+        except LavasyncError as exc:
+            log.warning(
+                "guild %s: could not rebuild player on %s: %s", player.guild_id, node.name, exc
+            )
+
+    def _on_node_ready(self, node: Node) -> None:
+        """A node is READY (its players already re-synced): wake waiters, adopt parked players."""
+        with self._lock:
+            self._lost.pop(node.name, None)
+        self._notify_ready()
+        self._adopt_lost_players(node)
+
+    def _on_node_disconnected(self, node: Node) -> None:
+        self._notify_ready()
+
+    def _on_node_failed(self, node: Node) -> None:
+        self._notify_ready()
+        self._on_node_session_lost(node)
+
+    def _on_node_session_lost(self, node: Node) -> None:
+        """The node's session cannot resume any more: move its players elsewhere, or park them
+        until a node is ready (after ``lost_player_timeout`` they leave voice and are destroyed)."""
+        if self._closed:
+            return
+        players = self._players_on(node)
+        with self._lock:
+            self._lost[node.name] = time.monotonic()
+        if not players:
+            return
+        others = [n for n in self.nodes if n is not node and n.available]
+        if others:
+            self.move_players(node, None, reason="node lost")
+        else:
+            log.warning(
+                "node %s lost with %d players and no other node ready; they wait",
+                node.name,
+                len(players),
+            )
+
+    def _adopt_lost_players(self, ready: Node) -> None:
+        """A node became ready: take the players parked on lost nodes."""
+        with self._lock:
+            lost_names = list(self._lost)
+        for name in lost_names:
+            lost = self._nodes.get(name)
+            if lost is None or lost is ready or lost.available:
+                continue
+            if self._players_on(lost):
+                self.move_players(lost, None, reason="node lost")
+
+    def _expire_lost_players(self) -> None:
+        """Players parked too long with no node: leave voice (OP 4 null) and destroy them."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [
+                name
+                for name, since in self._lost.items()
+                if now - since >= self.lost_player_timeout
+            ]
+            for name in expired:
+                del self._lost[name]
+        for name in expired:
+            node = self._nodes.get(name)
+            if node is None or node.available:
+                continue
+            for player in self._players_on(node):
+                try:
+                    self._send_op4(player.guild_id, None, False, False)
+                except Exception:
+                    log.exception("guild %s: the gateway hook raised", player.guild_id)
+                self._destroy_player(player, "node lost", timeout=1.0)
+
+    def move_players(
+        self,
+        from_node: Node,
+        to_node: Optional[Node] = None,
+        *,
+        reason: str = "moved",
+        timeout: Optional[float] = None,
+    ) -> int:
+        """Move every player off ``from_node`` (to ``to_node``, or the best other node each).
+
+        Each player is rebuilt on the target from local state (track, position as of now,
+        paused, volume, filters, end time, user data, voice) and then deleted on the old node if
+        it still answers. Returns how many moved.
+        """
+        players = self._players_on(from_node)
+        if not players:
+            return 0
+        moved = 0
+        workers = min(self.move_concurrency, len(players))
+        with ThreadPoolExecutor(workers, thread_name_prefix="lavasync-move") as pool:
+            futures = [
+                pool.submit(self.move_player, p, to_node, reason=reason, timeout=timeout)
+                for p in players
+            ]
+            for future in futures:
+                try:
+                    if future.result():
+                        moved += 1
+                except LavasyncError as exc:
+                    log.warning("moving a player off %s failed: %s", from_node.name, exc)
+        return moved
+
+    def move_player(
+        self,
+        player: Player,
+        to_node: Optional[Node] = None,
+        *,
+        reason: str = "moved",
+        timeout: Optional[float] = None,
+    ) -> bool:
+        """Move one player to ``to_node`` (or the best other ready node). True if it moved."""
+        old = player._node
+        region = player.voice.region if player.voice is not None else None
+        target = to_node or self.best_node(region, exclude=(old,))
+        if target is old:
+            return False
+        with player._call(timeout):
+            if player.destroyed or player._node is not old:
+                return False
+            player._rebuild_on(target, timeout=timeout)
+        target.recent_players += 1
+        if old.available and old.session_id:
+            try:
+                old.rest.destroy_player(old.session_id, player.guild_id, timeout=2.0)
+            except LavasyncError as exc:
+                log.info(
+                    "guild %s: old node %s did not delete the player: %s",
+                    player.guild_id,
+                    old.name,
+                    exc,
+                )
+        self._emit(PlayerMovedEvent(player.guild_id, old, target, reason, node=target))
+        return True
+
+
+def _guild_of(data: Mapping[str, Any]) -> Optional[int]:
+    try:
+        return int(data["guild_id"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,521 @@
+"""One Lavalink node: its REST client, its WebSocket reader thread, session, stats, reconnect.
+
+The reader thread (``lavasync-ws-<name>``) receives frames, decodes them into typed events,
+updates node and player state, and hands events to the client's buffers. It never runs user code
+and never blocks on a full buffer. REST calls it makes itself (enable resuming, re-sync players)
+carry timeouts.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ConnectionFailedError,
+    LavasyncError,
+    LavasyncTimeoutError,
+    NodeUnavailableError,
+    RestError,
+)
+from .models import Stats
+from .models.events import (
+    Event,
+    NodeConnectedEvent,
+    NodeDisconnectedEvent,
+    NodeReconnectingEvent,
+    NodeResumedEvent,
+    PlayerEvent,
+    PlayerUpdateEvent,
+    ReadyEvent,
+    StatsEvent,
+    parse_event,
+)
+from .rest import RestClient
+from .transport.rest import RestTransport
+from .transport.websocket import SocketClosed, SocketTimeout, WebSocketConnection, websocket_url
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Backoff", "Node", "NodeState"]
+
+log = logging.getLogger("lavasync.node")
+
+
+class NodeState(enum.Enum):
+    """Where a node's connection stands."""
+
+    IDLE = "idle"  #: created, not started
+    CONNECTING = "connecting"  #: opening the WebSocket (first time or after a drop)
+    READY = "ready"  #: ``ready`` received; REST session routes work
+    DISCONNECTED = "disconnected"  #: dropped; waiting to reconnect (session may still resume)
+    FAILED = "failed"  #: gave up for good (wrong password, refused User-Id)
+    CLOSED = "closed"  #: closed by the user
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential reconnect backoff with jitter: ``initial * factor**(n-1)``, capped, ±jitter."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2  #: fraction of the delay added or removed at random
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.maximum < self.initial or self.factor < 1:
+            raise ValueError("backoff needs 0 < initial <= maximum and factor >= 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("backoff jitter must be in [0, 1)")
+
+    def delay(self, attempt: int) -> float:
+        """The wait before connection attempt number ``attempt`` (1-based)."""
+        base = min(self.maximum, self.initial * self.factor ** max(0, attempt - 1))
+        if self.jitter:
+            base *= 1 + random.uniform(-self.jitter, self.jitter)
+        return max(0.0, base)
+
+
+class Node:
+    """One Lavalink node. Create it with :meth:`lavasync.Client.add_node`.
+
+    Thread-safe: every public method and property may be used from any thread. ``rest`` is a
+    thread-safe :class:`~lavasync.rest.RestClient` sharing one connection pool.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        uri: str,
+        password: str,
+        *,
+        regions: Sequence[str] = (),
+        resume_timeout: Optional[int] = 60,
+        session_id: Optional[str] = None,
+        rest_timeout: Any = (5.0, 30.0),
+        connect_timeout: float = 10.0,
+        backoff: Optional[Backoff] = None,
+        ping_interval: float = 15.0,
+        ping_timeout: float = 10.0,
+        stats_interval: float = 60.0,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ValueError("a node needs a non-empty name")
+        if not isinstance(password, str):
+            raise ValueError("password must be a string")
+        if resume_timeout is not None and (
+            not isinstance(resume_timeout, int) or isinstance(resume_timeout, bool)
+        ):
+            raise ValueError("resume_timeout is a whole number of seconds, or None to disable")
+        if resume_timeout is not None and resume_timeout < 0:
+            raise ValueError("resume_timeout must be >= 0")
+        for value, what in ((ping_interval, "ping_interval"), (ping_timeout, "ping_timeout")):
+            if value <= 0:
+                raise ValueError(f"{what} must be > 0")
+        self._client = client
+        self.name = name
+        self.uri = uri.rstrip("/")
+        self.ws_url = websocket_url(self.uri)
+        self.regions: frozenset[str] = frozenset(r.lower() for r in regions)
+        self.resume_timeout = resume_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff = backoff or Backoff()
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.stats_interval = stats_interval
+        self._password = password
+        self.rest = RestClient(
+            RestTransport(self.uri, password, client_name=client.client_name, timeout=rest_timeout)
+        )
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._state = NodeState.IDLE
+        self._session_id: Optional[str] = session_id
+        self._stats: Optional[Stats] = None
+        self._stats_at = 0.0
+        self._error: Optional[LavasyncError] = None
+        self._conn: Optional[WebSocketConnection] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._replaying = False
+        self._disconnected_at: Optional[float] = None
+        self._connected_once = False
+        #: players assigned since the last stats report (so a burst does not all land here)
+        self.recent_players = 0
+
+    # ----------------------------------------------------------------- public state
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name!r} {self.uri} {self._state.value}>"
+
+    @property
+    def state(self) -> NodeState:
+        return self._state
+
+    @property
+    def available(self) -> bool:
+        """True while the node is ready for player calls."""
+        return self._state is NodeState.READY
+
+    is_ready = available
+
+    @property
+    def session_id(self) -> Optional[str]:
+        """The Lavalink session id (from ``ready``); kept across a resume."""
+        return self._session_id
+
+    @property
+    def stats(self) -> Optional[Stats]:
+        """The latest ``stats`` the node sent over the WebSocket (None before the first)."""
+        return self._stats
+
+    @property
+    def error(self) -> Optional[LavasyncError]:
+        """Why the node gave up (state FAILED), else None."""
+        return self._error
+
+    @property
+    def players(self) -> list[Any]:
+        """The players the client has on this node."""
+        return self._client._players_on(self)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def connect(self) -> None:
+        """Start the reader thread (connects in the background). Called by ``add_node``."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            if self._state is NodeState.CLOSED:
+                raise ClientClosedError(f"node {self.name!r} is closed")
+            self._state = NodeState.CONNECTING
+            self._thread = threading.Thread(
+                target=self._run, name=f"lavasync-ws-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def wait_ready(self, timeout: Optional[float] = 10.0) -> None:
+        """Block until the node is ready; raise on timeout, failure or close."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._state is not NodeState.READY:
+                if self._state is NodeState.FAILED:
+                    assert self._error is not None
+                    raise self._error
+                if self._state is NodeState.CLOSED:
+                    raise ClientClosedError(f"node {self.name!r} is closed")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise LavasyncTimeoutError(
+                        f"node {self.name!r} not ready after {timeout} s "
+                        f"(state: {self._state.value})"
+                    )
+                self._cond.wait(remaining)
+
+    def close(self, timeout: Optional[float] = 5.0) -> bool:
+        """Stop the reader thread and close the socket and REST pool. Idempotent.
+
+        Returns True if the thread exited within ``timeout``. The session is not destroyed:
+        with resuming on, the server keeps the players playing until ``resume_timeout``.
+        """
+        with self._cond:
+            self._state = NodeState.CLOSED
+            self._stop.set()
+            conn = self._conn
+            thread = self._thread
+            self._cond.notify_all()
+        if conn is not None:
+            conn.abort()
+        exited = True
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            exited = not thread.is_alive()
+        self.rest.close()
+        return exited
+
+    def session(self, timeout: Optional[float] = None) -> str:
+        """The session id for a REST call, waiting (up to ``timeout``) while the node reconnects.
+
+        Raises :class:`NodeUnavailableError` if the node is not ready in time, failed or closed.
+        """
+        if self._state is NodeState.READY and self._session_id:
+            return self._session_id
+        try:
+            self.wait_ready(timeout if timeout is not None else self.connect_timeout)
+        except LavasyncTimeoutError as exc:
+            raise NodeUnavailableError(str(exc)) from None
+        except ClientClosedError:
+            raise
+        except LavasyncError as exc:
+            raise NodeUnavailableError(f"node {self.name!r} failed: {exc}") from exc
+        sid = self._session_id
+        assert sid is not None
+        return sid
+
+    def penalty(self) -> float:
+        """The built-in load penalty (lower is better): :func:`lavasync.client.default_penalty`."""
+        from .client import default_penalty
+
+        return default_penalty(self)
+
+    # ----------------------------------------------------------------- reader thread
+
+    def _set_state(self, state: NodeState) -> None:
+        with self._cond:
+            if self._state is NodeState.CLOSED:
+                return
+            self._state = state
+            self._cond.notify_all()
+
+    def _emit(self, event: Event) -> None:
+        self._client._emit(event)
+
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                self._set_state(NodeState.CONNECTING)
+                try:
+                    conn = WebSocketConnection.open(
+                        self.ws_url,
+                        password=self._password,
+                        user_id=self._client.user_id,
+                        client_name=self._client.client_name,
+                        session_id=self._session_id if self._resuming_enabled else None,
+                        timeout=self.connect_timeout,
+                    )
+                except (AuthenticationError, RestError) as exc:
+                    # A wrong password or a refused User-Id will not fix itself: fail fast.
+                    log.error("node %s refused the connection: %s", self.name, exc)
+                    self._fail(exc)
+                    return
+                except (ConnectionFailedError, LavasyncTimeoutError) as exc:
+                    attempt += 1
+                    if not self._wait_before_retry(attempt, str(exc)):
+                        return
+                    continue
+                with self._lock:
+                    if self._stop.is_set():
+                        conn.close()
+                        return
+                    self._conn = conn
+                code, reason = self._read(conn)
+                with self._lock:
+                    self._conn = None
+                conn.close()
+                if self._stop.is_set():
+                    return
+                was_ready = self._state is NodeState.READY
+                self._disconnected_at = time.monotonic()
+                self._set_state(NodeState.DISCONNECTED)
+                log.warning("node %s disconnected (%s %s)", self.name, code, reason)
+                self._emit(NodeDisconnectedEvent(code, reason, True, node=self))
+                self._client._on_node_disconnected(self)
+                attempt = 0 if was_ready else attempt + 1
+                if not self._wait_before_retry(max(1, attempt), reason or "disconnected"):
+                    return
+        except Exception:  # a bug must not leave callers waiting on a node that is gone
+            log.exception("node %s reader thread crashed", self.name)
+            self._fail(NodeUnavailableError(f"node {self.name!r} reader thread crashed"))
+
+    @property
+    def _resuming_enabled(self) -> bool:
+        return bool(self.resume_timeout)
+
+    def _wait_before_retry(self, attempt: int, why: str) -> bool:
+        """Back off before reconnecting; watch the resume window meanwhile. False if stopping."""
+        delay = self.backoff.delay(attempt)
+        log.info("node %s: reconnect attempt %d in %.2f s (%s)", self.name, attempt, delay, why)
+        self._emit(NodeReconnectingEvent(attempt, delay, node=self))
+        deadline = time.monotonic() + delay
+        while True:
+            self._check_resume_window()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return not self._stop.is_set()
+            if self._stop.wait(min(remaining, 0.25)):
+                return False
+
+    def _check_resume_window(self) -> None:
+        """Once the session can no longer resume, let the client move or park its players."""
+        since = self._disconnected_at
+        if since is None:
+            self._client._expire_lost_players()
+            return
+        window = self.resume_timeout or 0
+        if time.monotonic() - since >= window:
+            self._disconnected_at = None
+            self._client._on_node_session_lost(self)
+
+    def _fail(self, exc: LavasyncError) -> None:
+        with self._cond:
+            self._error = exc
+            if self._state is not NodeState.CLOSED:
+                self._state = NodeState.FAILED
+            self._cond.notify_all()
+        self._emit(NodeDisconnectedEvent(None, str(exc), False, node=self))
+        self._client._on_node_failed(self)
+
+    def _read(self, conn: WebSocketConnection) -> tuple[Optional[int], str]:
+        """Receive frames until the socket closes or looks dead; returns the close code/reason."""
+        interval = self.ping_interval
+        conn.set_timeout(interval)
+        now = time.monotonic()
+        last_frame = now  # any frame, pongs included
+        last_message = now  # a JSON message
+        ping_sent: Optional[float] = None
+        dead_after = 2 * self.stats_interval
+        handle = self._handle_frame
+        recv = conn.recv
+        while not self._stop.is_set():
+            try:
+                data = recv()
+            except SocketTimeout:
+                now = time.monotonic()
+                if now - last_message > dead_after:
+                    return None, f"no message for {dead_after:.0f} s"
+                if ping_sent is not None and now - ping_sent >= self.ping_timeout:
+                    return None, "ping timeout"
+                if now - last_frame >= interval and ping_sent is None:
+                    ping_sent = now
+                    if not conn.ping():
+                        return None, "ping failed"
+                    conn.set_timeout(min(interval, self.ping_timeout))
+                continue
+            except SocketClosed as exc:
+                return exc.code, exc.reason
+            now = time.monotonic()
+            last_frame = now
+            if ping_sent is not None:
+                ping_sent = None
+                conn.set_timeout(interval)
+            if data:
+                last_message = now
+                handle(data)
+        return 1000, "closed by the client"
+
+    def _handle_frame(self, data: Any) -> None:
+        """Decode one frame and route it. Bad frames are logged and skipped."""
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            log.warning("node %s sent a frame that is not JSON: %.200r", self.name, data)
+            return
+        if type(payload) is not dict or "op" not in payload:
+            log.warning("node %s sent a frame without an op: %.200r", self.name, payload)
+            return
+        try:
+            event = parse_event(payload, node=self, replayed=self._replaying)
+        except Exception as exc:
+            log.warning(
+                "node %s sent a malformed %r frame (%s); skipped: %.300r",
+                self.name,
+                payload.get("op"),
+                exc,
+                payload,
+            )
+            return
+        try:
+            self._route(event)
+        except Exception:
+            log.exception("node %s: handling %r failed", self.name, event)
+
+    def _route(self, event: Event) -> None:
+        client = self._client
+        cls = type(event)
+        if cls is PlayerUpdateEvent:
+            if self._replaying:
+                # playerUpdates are never queued while a session is paused: the first one after a
+                # resume is fresh, so the replay is over.
+                self._replaying = False
+                event.replayed = False
+            client._on_player_event(self, event)  # type: ignore[arg-type]
+        elif isinstance(event, PlayerEvent):
+            client._on_player_event(self, event)
+        elif cls is StatsEvent:
+            self._stats = event.stats  # type: ignore[attr-defined]
+            self._stats_at = time.monotonic()
+            self.recent_players = 0
+        elif cls is ReadyEvent:
+            event.replayed = False
+            client._emit(event)
+            self._on_ready(event)  # type: ignore[arg-type]
+            return
+        client._emit(event)
+
+    def _on_ready(self, event: ReadyEvent) -> None:
+        sid = event.session_id
+        old = self._session_id
+        resumed = event.resumed and old == sid
+        with self._lock:
+            self._session_id = sid
+            self._disconnected_at = None
+        if self._resuming_enabled:
+            try:
+                self.rest.update_session(sid, resuming=True, timeout=self.resume_timeout)
+            except LavasyncError as exc:
+                log.warning("node %s: could not enable resuming: %s", self.name, exc)
+        if resumed:
+            self._replaying = True
+            try:
+                infos = self.rest.get_players(sid)
+            except LavasyncError as exc:
+                log.warning("node %s: re-sync after resume failed: %s", self.name, exc)
+                infos = None
+            if infos is not None:
+                self._client._resync_players(self, sid, infos)
+                if not infos:
+                    self._replaying = False
+        else:
+            self._replaying = False
+            self._client._recreate_players(self, sid)
+        self._connected_once = True
+        self._set_state(NodeState.READY)
+        self._client._on_node_ready(self)
+        log.info("node %s ready (session %s, resumed=%s)", self.name, sid, resumed)
+        self._emit(NodeConnectedEvent(sid, resumed, node=self))
+        if resumed:
+            self._emit(NodeResumedEvent(sid, node=self))
+
+    # ----------------------------------------------------------------- helpers for players
+
+    def call(self, fn: Callable[[str], Any], *, timeout: Optional[float] = None) -> Any:
+        """Run a REST call that needs the session id, waiting while the node reconnects.
+
+        A 404 ``Session not found`` answered while the session is paused on the server (the
+        socket dropped but the reader has not noticed yet) is retried once the node is ready.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for attempt in range(3):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            sid = self.session(remaining)
+            try:
+                return fn(sid)
+            except RestError as exc:
+                if exc.status != 404 or exc.message != "Session not found" or attempt == 2:
+                    raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if self._session_id == sid and self._state is NodeState.READY:
+                    # The server paused our session before the reader saw the drop: wait for
+                    # the reader to notice and reconnect, then try again.
+                    self._await_state_change(sid, remaining)
+        raise AssertionError("unreachable")
+
+    def _await_state_change(self, sid: str, timeout: Optional[float]) -> None:
+        limit = min(timeout, 5.0) if timeout is not None else 5.0
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._state is not NodeState.READY or self._session_id != sid, limit
+            )

@@ -1,0 +1,609 @@
+"""The Player facade: one guild's player, with blocking, thread-safe calls.
+
+Two locks, with separate jobs:
+
+* ``_call_lock`` serialises this player's REST calls (read state → PATCH → apply the answer), so
+  concurrent callers cannot interleave and the local state always matches the last answered call.
+  Only threads calling this player wait on it; the reader thread never takes it, and the voice
+  PATCH is sent without it (it may block while Lavalink connects to Discord).
+* ``_lock`` guards the state fields for short, non-blocking reads and writes; the node's reader
+  thread takes it to apply ``playerUpdate`` and track events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from .errors import (
+    ClientClosedError,
+    LavasyncError,
+    LavasyncTimeoutError,
+    PlayerDestroyedError,
+    RestError,
+)
+from .models import (
+    UNSET,
+    Filters,
+    PlayerInfo,
+    PlayerState,
+    Track,
+    UpdatePlayer,
+    UpdatePlayerTrack,
+    snowflake,
+)
+from .models.events import (
+    Event,
+    PlayerUpdateEvent,
+    TrackEndEvent,
+    TrackStartEvent,
+    WebSocketClosedEvent,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .client import Client
+    from .node import Node
+    from .voice import VoiceConnection
+
+__all__ = ["Player"]
+
+log = logging.getLogger("lavasync.player")
+
+#: Java's Long.MAX_VALUE: the length Lavalink reports for streams.
+UNKNOWN_LENGTH = 2**63 - 1
+
+
+class Player:
+    """One guild's player. Get it with :meth:`lavasync.Client.player`.
+
+    Thread-safe: every method and property may be called from any thread. Calls on one player
+    run one at a time, in the order they take its call lock; each blocks until Lavalink answered
+    and returns the :class:`~lavasync.models.PlayerInfo` it answered, after the local state was
+    updated to match it. A failed call re-reads the player from the node, so the local state is
+    what the server has.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_call_lock",
+        "_client",
+        "_cond",
+        "_connected",
+        "_destroyed",
+        "_end_time",
+        "_ends_for",
+        "_filters",
+        "_last_end",
+        "_lock",
+        "_node",
+        "_paused",
+        "_ping",
+        "_pos",
+        "_started",
+        "_track",
+        "_voice",
+        "_volume",
+        "_waiting_start",
+        "guild_id",
+    )
+
+    def __init__(self, client: Client, guild_id: int, node: Node) -> None:
+        self._client = client
+        self.guild_id = guild_id
+        self._node = node
+        self._call_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._cond: Optional[threading.Condition] = None  # made on first wait
+        self._track: Optional[Track] = None
+        self._paused = False
+        self._volume = 100
+        self._filters = Filters()
+        self._connected = False
+        self._ping = -1
+        self._end_time: Optional[int] = None
+        # (position ms, monotonic seconds when it was that): the base of interpolation
+        self._pos: tuple[int, float] = (0, 0.0)
+        self._started = 0  # TrackStartEvents seen
+        self._waiting_start = 0  # the start number of the track the last play() started
+        self._ends_for = -1  # the start number the last TrackEndEvent belongs to
+        self._last_end: Optional[TrackEndEvent] = None
+        self._destroyed: Optional[str] = None  # why, once destroyed
+        self._voice: Optional[VoiceConnection] = None
+
+    def __repr__(self) -> str:
+        title = self._track.info.title if self._track is not None else None
+        return (
+            f"<Player guild={self.guild_id} node={self._node.name!r} track={title!r} "
+            f"paused={self._paused} connected={self._connected}>"
+        )
+
+    # ------------------------------------------------------------------ state (read-only)
+
+    @property
+    def node(self) -> Node:
+        """The node this player lives on (changes when the player is moved)."""
+        return self._node
+
+    @property
+    def track(self) -> Optional[Track]:
+        """The current track as the node last reported it, or None when idle."""
+        return self._track
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def volume(self) -> int:
+        return self._volume
+
+    @property
+    def filters(self) -> Filters:
+        return self._filters
+
+    @property
+    def connected(self) -> bool:
+        """Lavalink's voice WebSocket to Discord is open (``state.connected``)."""
+        return self._connected
+
+    @property
+    def ping(self) -> int:
+        """Voice gateway round trip in ms (-1 when Lavalink holds no voice connection)."""
+        return self._ping
+
+    @property
+    def end_time(self) -> Optional[int]:
+        return self._end_time
+
+    @property
+    def channel_id(self) -> Optional[int]:
+        """The voice channel the bot is in for this guild, as Discord last said."""
+        voice = self._voice
+        return voice.channel_id if voice is not None else None
+
+    @property
+    def voice(self) -> Optional[VoiceConnection]:
+        """The voice state machine (None before the first connect or voice update)."""
+        return self._voice
+
+    @property
+    def destroyed(self) -> bool:
+        return self._destroyed is not None
+
+    @property
+    def position(self) -> int:
+        """The track position in ms, interpolated since the last ``playerUpdate``.
+
+        Frozen while paused or while Lavalink has no voice connection (the server's position
+        does not move then either), scaled by the timescale speed and rate, clamped to the
+        track's length, reset by ``seek`` and ``play``.
+        """
+        track = self._track
+        if track is None:
+            return 0
+        base, at = self._pos
+        if self._paused or not self._connected or at == 0.0:
+            position = base
+        else:
+            speed = 1.0
+            timescale = self._filters.timescale
+            if timescale is not None:
+                speed = timescale.speed * timescale.rate
+            position = base + int((time.monotonic() - at) * 1000.0 * speed)
+        length = track.info.length
+        if length != UNKNOWN_LENGTH and position > length:
+            return length
+        return max(0, position)
+
+    # ------------------------------------------------------------------ calls
+
+    def play(
+        self,
+        track: Union[Track, str],
+        *,
+        start: int = 0,
+        end: Optional[int] = None,
+        volume: Optional[int] = None,
+        paused: bool = False,
+        no_replace: bool = False,
+        user_data: Optional[Mapping[str, Any]] = None,
+        timeout: Optional[float] = None,
+    ) -> PlayerInfo:
+        """Play a track (a Track or its encoded string) from ``start`` ms, until ``end`` ms.
+
+        ``no_replace`` leaves a track that is already playing alone. ``user_data`` (a dict) is
+        attached to the track and echoed in every event for it; a Track's own ``user_data`` is
+        sent when none is given.
+        """
+        if isinstance(track, Track):
+            encoded = track.encoded
+            if user_data is None and track.user_data:
+                user_data = track.user_data
+        elif isinstance(track, str):
+            encoded = track
+        else:
+            raise ValueError(f"play() takes a Track or an encoded track string, not {track!r}")
+        if not encoded:
+            raise ValueError("the encoded track is empty")
+        _check_int(start, "start", 0)
+        if end is not None:
+            _check_int(end, "end", 1)
+            if end <= start:
+                raise ValueError(f"end ({end}) must be after start ({start})")
+        if volume is not None:
+            _check_volume(volume)
+        if user_data is not None and not isinstance(user_data, Mapping):
+            raise ValueError("user_data must be a dict")
+        update = UpdatePlayer(
+            track=UpdatePlayerTrack(
+                encoded=encoded, user_data=dict(user_data) if user_data is not None else UNSET
+            ),
+            position=start,
+            paused=bool(paused),
+        )
+        if end is not None:
+            update.end_time = end
+        if volume is not None:
+            update.volume = volume
+        return self._update(update, no_replace=no_replace, timeout=timeout, play=True)
+
+    def stop(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Stop the current track (TrackEndEvent ``stopped``); the player stays."""
+        return self._update(UpdatePlayer(track=UpdatePlayerTrack(encoded=None)), timeout=timeout)
+
+    def pause(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        return self.set_paused(True, timeout=timeout)
+
+    def resume(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        return self.set_paused(False, timeout=timeout)
+
+    def set_paused(self, paused: bool, *, timeout: Optional[float] = None) -> PlayerInfo:
+        if not isinstance(paused, bool):
+            raise ValueError("paused must be True or False")
+        return self._update(UpdatePlayer(paused=paused), timeout=timeout)
+
+    def seek(self, position: int, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Jump to ``position`` ms in the current track (ignored by the server when idle)."""
+        _check_int(position, "position", 0)
+        return self._update(UpdatePlayer(position=position), timeout=timeout)
+
+    def set_volume(self, volume: int, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Player volume 0..1000 (100 is unchanged; above 100 amplifies and may clip)."""
+        _check_volume(volume)
+        return self._update(UpdatePlayer(volume=volume), timeout=timeout)
+
+    def set_end_time(self, end: int, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Stop the current track (as ``finished``) when it reaches ``end`` ms."""
+        _check_int(end, "end", 1)
+        return self._update(UpdatePlayer(end_time=end), timeout=timeout)
+
+    def set_user_data(
+        self, user_data: Mapping[str, Any], *, timeout: Optional[float] = None
+    ) -> PlayerInfo:
+        """Replace the current track's user data."""
+        if not isinstance(user_data, Mapping):
+            raise ValueError("user_data must be a dict")
+        update = UpdatePlayer(track=UpdatePlayerTrack(user_data=dict(user_data)))
+        return self._update(update, timeout=timeout)
+
+    def set_filters(self, filters: Filters, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Replace the whole filter set (validated before anything is sent)."""
+        if not isinstance(filters, Filters):
+            raise ValueError(f"set_filters() takes a Filters object, not {filters!r}")
+        return self._update(UpdatePlayer(filters=filters), timeout=timeout)
+
+    def update_filters(self, *, timeout: Optional[float] = None, **changes: Any) -> PlayerInfo:
+        """Change some filters and keep the others: ``update_filters(timescale=Timescale(...))``.
+
+        A filter given as None is switched off.
+        """
+        with self._call(timeout):
+            filters = self._filters.replace(**changes)
+            return self._update_locked(UpdatePlayer(filters=filters), timeout=timeout)
+
+    def clear_filters(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        return self.set_filters(Filters(), timeout=timeout)
+
+    def update(
+        self, update: UpdatePlayer, *, no_replace: bool = False, timeout: Optional[float] = None
+    ) -> PlayerInfo:
+        """Send any :class:`~lavasync.models.UpdatePlayer` (validated first)."""
+        if not isinstance(update, UpdatePlayer):
+            raise ValueError(f"update() takes an UpdatePlayer, not {update!r}")
+        return self._update(update, no_replace=no_replace, timeout=timeout)
+
+    def fetch(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Read the player from the node and make the local state match it."""
+        self._check_alive()
+        node = self._node
+        info: PlayerInfo = node.call(
+            lambda sid: node.rest.get_player(sid, self.guild_id, timeout=timeout), timeout=timeout
+        )
+        self._apply_info(info)
+        return info
+
+    def destroy(self, *, timeout: Optional[float] = None) -> None:
+        """Destroy the Lavalink player and forget this one (the bot stays in the channel:
+        use :meth:`disconnect` to leave). Idempotent."""
+        self._client._destroy_player(self, "destroyed", timeout=timeout)
+
+    # ------------------------------------------------------------------ voice
+
+    def connect(
+        self,
+        channel_id: int,
+        *,
+        self_deaf: bool = False,
+        self_mute: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        """Join a voice channel: OP 4 through the host's hook, then wait until Lavalink has the
+        voice state. Raises :class:`~lavasync.errors.VoiceConnectTimeoutError` naming the
+        Discord update that never came; leaves no half state behind."""
+        self._check_alive()
+        self._voice_machine().connect(
+            snowflake(channel_id, "channel_id"),
+            self_deaf=self_deaf,
+            self_mute=self_mute,
+            timeout=timeout,
+        )
+
+    def move_to(
+        self,
+        channel_id: int,
+        *,
+        self_deaf: Optional[bool] = None,
+        self_mute: Optional[bool] = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Move the bot to another voice channel of the guild (and Lavalink with it)."""
+        self._check_alive()
+        voice = self._voice_machine()
+        voice.connect(
+            snowflake(channel_id, "channel_id"),
+            self_deaf=voice.self_deaf if self_deaf is None else self_deaf,
+            self_mute=voice.self_mute if self_mute is None else self_mute,
+            timeout=timeout,
+        )
+
+    def disconnect(self, *, timeout: Optional[float] = None) -> None:
+        """Leave the voice channel (OP 4 with ``channel_id: null``) and destroy the player."""
+        voice = self._voice
+        if voice is not None:
+            voice.leave()
+        else:
+            self._client._send_op4(self.guild_id, None, False, False)
+        self._client._destroy_player(self, "disconnected", timeout=timeout)
+
+    def wait_for_track_end(self, timeout: Optional[float] = None) -> TrackEndEvent:
+        """Block until the current (or just started) track ends; return its TrackEndEvent.
+
+        If that track already ended, returns at once. Raises
+        :class:`~lavasync.errors.PlayerDestroyedError` if the player is destroyed or its node
+        lost meanwhile, :class:`~lavasync.errors.LavasyncTimeoutError` on timeout.
+        """
+        with self._lock:
+            if self._cond is None:
+                self._cond = threading.Condition(self._lock)
+            cond = self._cond
+            target = max(self._waiting_start, self._started)
+
+            def ended() -> bool:
+                return self._destroyed is not None or (
+                    self._last_end is not None and self._ends_for >= target
+                )
+
+            if not cond.wait_for(ended, timeout):
+                raise LavasyncTimeoutError(
+                    f"guild {self.guild_id}: no track end within {timeout} s"
+                )
+            if self._last_end is not None and self._ends_for >= target:
+                return self._last_end
+            raise PlayerDestroyedError(f"guild {self.guild_id}: player {self._destroyed}")
+
+    # ------------------------------------------------------------------ internals
+
+    def _voice_machine(self) -> VoiceConnection:
+        voice = self._voice
+        if voice is None:
+            from .voice import VoiceConnection
+
+            with self._lock:
+                if self._voice is None:
+                    self._voice = VoiceConnection(self._client, self)
+                voice = self._voice
+        return voice
+
+    def _check_alive(self) -> None:
+        if self._destroyed is not None:
+            raise PlayerDestroyedError(f"guild {self.guild_id}: player {self._destroyed}")
+        if self._client.closed:
+            raise ClientClosedError("the client is closed")
+
+    @contextmanager
+    def _call(self, timeout: Optional[float]) -> Iterator[None]:
+        limit = self._client.call_timeout if timeout is None else timeout
+        if not self._call_lock.acquire(timeout=-1 if limit is None else limit):
+            raise LavasyncTimeoutError(
+                f"guild {self.guild_id}: another call on this player did not finish in {limit} s"
+            )
+        try:
+            yield
+        finally:
+            self._call_lock.release()
+
+    def _update(
+        self,
+        update: UpdatePlayer,
+        *,
+        no_replace: bool = False,
+        timeout: Optional[float] = None,
+        play: bool = False,
+    ) -> PlayerInfo:
+        update.validate()
+        self._check_alive()
+        with self._call(timeout):
+            return self._update_locked(update, no_replace=no_replace, timeout=timeout, play=play)
+
+    def _update_locked(
+        self,
+        update: UpdatePlayer,
+        *,
+        no_replace: bool = False,
+        timeout: Optional[float] = None,
+        play: bool = False,
+    ) -> PlayerInfo:
+        """PATCH with the call lock held; apply the answer, or re-read the player on failure."""
+        update.validate()
+        self._check_alive()
+        node = self._node
+        limit = self._client.call_timeout if timeout is None else timeout
+        started_before = self._started
+        try:
+            info: PlayerInfo = node.call(
+                lambda sid: node.rest.update_player(
+                    sid, self.guild_id, update, no_replace=no_replace, timeout=limit
+                ),
+                timeout=limit,
+            )
+        except RestError as exc:
+            log.info("guild %s: update failed (%s); re-reading the player", self.guild_id, exc)
+            self._resync_after_failure(node, limit)
+            raise
+        with self._lock:
+            if play and not (no_replace and info.track is not None and self._track is not None):
+                self._waiting_start = started_before + 1
+            if update.end_time is not UNSET:
+                self._end_time = update.end_time
+            elif play:
+                self._end_time = None
+        self._apply_info(info)
+        return info
+
+    def _resync_after_failure(self, node: Node, timeout: Optional[float]) -> None:
+        try:
+            info = node.rest.get_player(node.session(timeout), self.guild_id, timeout=timeout)
+        except LavasyncError as exc:
+            if isinstance(exc, RestError) and exc.status == 404:
+                with self._lock:
+                    self._track = None
+                    self._paused = False
+            return
+        self._apply_info(info)
+
+    def _apply_info(self, info: PlayerInfo) -> None:
+        """Make the local state what the server answered (REST Player object)."""
+        now = time.monotonic()
+        with self._lock:
+            self._track = info.track
+            self._paused = info.paused
+            self._volume = info.volume
+            self._filters = info.filters
+            self._apply_state(info.state, now)
+
+    def _apply_state(self, state: PlayerState, now: float) -> None:
+        self._connected = state.connected
+        self._ping = state.ping
+        self._pos = (state.position, now)
+
+    # called by the node's reader thread (through the client): state only, never user code
+    def _on_event(self, event: Event) -> None:
+        cls = type(event)
+        if cls is PlayerUpdateEvent:
+            assert isinstance(event, PlayerUpdateEvent)
+            now = time.monotonic()
+            with self._lock:
+                self._apply_state(event.state, now)
+        elif cls is TrackStartEvent:
+            assert isinstance(event, TrackStartEvent)
+            with self._lock:
+                self._started += 1
+                self._track = event.track
+                self._pos = (event.track.info.position, time.monotonic())
+        elif cls is TrackEndEvent:
+            assert isinstance(event, TrackEndEvent)
+            with self._lock:
+                self._last_end = event
+                self._ends_for = self._started
+                if event.reason != "replaced":
+                    self._track = None
+                    self._end_time = None
+                if self._cond is not None:
+                    self._cond.notify_all()
+        elif cls is WebSocketClosedEvent:
+            assert isinstance(event, WebSocketClosedEvent)
+            with self._lock:
+                self._connected = False
+            voice = self._voice
+            if voice is not None:
+                voice.on_closed(event)
+
+    def _mark_destroyed(self, reason: str) -> None:
+        with self._lock:
+            if self._destroyed is None:
+                self._destroyed = reason
+            self._connected = False
+            if self._cond is not None:
+                self._cond.notify_all()
+        voice = self._voice
+        if voice is not None:
+            voice.cancel(reason)
+
+    def _restore_update(self) -> UpdatePlayer:
+        """An UpdatePlayer that rebuilds this player elsewhere from local state (move, recreate)."""
+        with self._lock:
+            track = self._track
+            paused = self._paused
+            volume = self._volume
+            filters = self._filters
+            end_time = self._end_time
+        update = UpdatePlayer(volume=volume, paused=paused)
+        if not filters.is_empty:
+            update.filters = filters
+        voice = self._voice
+        if voice is not None and voice.complete:
+            update.voice = voice.voice_state()
+        if track is not None:
+            position = self.position
+            user_data = dict(track.user_data) if track.user_data else UNSET
+            update.track = UpdatePlayerTrack(encoded=track.encoded, user_data=user_data)
+            update.position = position
+            if end_time is not None and end_time > position:
+                update.end_time = end_time
+        return update
+
+    def _rebuild_on(
+        self, node: Node, *, session_id: Optional[str] = None, timeout: Optional[float] = None
+    ) -> PlayerInfo:
+        """PATCH the whole local state to ``node``'s session (caller holds the call lock or
+        knows no call runs). Switches the player to ``node`` once the node answered.
+        ``session_id`` is given by the node's own reader thread, which must not wait for itself.
+        """
+        update = self._restore_update()
+        limit = self._client.call_timeout if timeout is None else timeout
+        sid = session_id or node.session(limit)
+        info = node.rest.update_player(sid, self.guild_id, update, timeout=limit)
+        with self._lock:
+            self._node = node
+        self._apply_info(info)
+        return info
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer number of ms, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, not {value}")
+
+
+def _check_volume(volume: Any) -> None:
+    if isinstance(volume, bool) or not isinstance(volume, int):
+        raise ValueError(f"volume must be an integer 0..1000, not {volume!r}")
+    if not 0 <= volume <= 1000:
+        raise ValueError(f"volume must be within 0..1000, not {volume}")

@@ -1,0 +1,213 @@
+"""An optional track queue for one player: add, skip, loop, shuffle, history.
+
+The queue advances only when a track ends with a reason that allows it (``finished``,
+``loadFailed``: ``TrackEndEvent.may_start_next``), and only once per track it started: each play
+leaves a token that the first matching end consumes, so an end event delivered again (a resume
+replay, a duplicate) or an end for another track (``replaced``) never skips twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Optional, Union
+
+from .errors import LavasyncError
+from .models import Track
+from .models.events import TrackEndEvent
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .player import Player
+
+__all__ = ["LoopMode", "Queue"]
+
+log = logging.getLogger("lavasync.queue")
+
+
+class LoopMode(str, enum.Enum):
+    """What happens when a track finishes."""
+
+    NONE = "none"  #: play the next track; stop at the end
+    TRACK = "track"  #: play the same track again
+    QUEUE = "queue"  #: play the next; a finished track goes to the back
+
+
+class Queue:
+    """A thread-safe queue of tracks feeding one :class:`~lavasync.Player`.
+
+    ``Queue(player)`` alone is a plain container you drive with :meth:`play_next`;
+    ``Queue(player, client=client)`` (or :meth:`attach`) also listens for the player's track ends
+    and starts the next track itself (on the dispatcher thread).
+    """
+
+    def __init__(
+        self,
+        player: Player,
+        *,
+        client: Optional[Client] = None,
+        loop: Union[LoopMode, str] = LoopMode.NONE,
+        history_size: int = 50,
+    ) -> None:
+        if history_size < 0:
+            raise ValueError("history_size must be >= 0")
+        self.player = player
+        self._lock = threading.RLock()
+        self._upcoming: deque[Track] = deque()
+        self._history: deque[Track] = deque(maxlen=history_size or None)
+        self._history_size = history_size
+        self._current: Optional[Track] = None
+        self._token: Optional[str] = None  # identifier of the track this queue last started
+        self._loop = LoopMode(loop)
+        self._client: Optional[Client] = None
+        if client is not None:
+            self.attach(client)
+
+    # ------------------------------------------------------------------ container
+
+    def __len__(self) -> int:
+        return len(self._upcoming)
+
+    def __iter__(self) -> Iterator[Track]:
+        with self._lock:
+            return iter(list(self._upcoming))
+
+    @property
+    def upcoming(self) -> list[Track]:
+        with self._lock:
+            return list(self._upcoming)
+
+    @property
+    def history(self) -> list[Track]:
+        """Tracks already played, oldest first (at most ``history_size``)."""
+        with self._lock:
+            return list(self._history)
+
+    @property
+    def current(self) -> Optional[Track]:
+        return self._current
+
+    @property
+    def loop(self) -> LoopMode:
+        return self._loop
+
+    @loop.setter
+    def loop(self, mode: Union[LoopMode, str]) -> None:
+        self._loop = LoopMode(mode)
+
+    def add(self, tracks: Union[Track, Iterable[Track]], *, index: Optional[int] = None) -> int:
+        """Append a track or several (or insert at ``index``); returns the new length."""
+        items = [tracks] if isinstance(tracks, Track) else list(tracks)
+        for item in items:
+            if not isinstance(item, Track):
+                raise ValueError(f"the queue holds Track objects, not {item!r}")
+        with self._lock:
+            if index is None:
+                self._upcoming.extend(items)
+            else:
+                if not -len(self._upcoming) - 1 <= index <= len(self._upcoming):
+                    raise ValueError(f"index {index} is outside the queue")
+                for offset, item in enumerate(items):
+                    self._upcoming.insert(index + offset, item)
+            return len(self._upcoming)
+
+    def remove(self, index: int) -> Track:
+        """Remove and return the upcoming track at ``index``."""
+        with self._lock:
+            if not -len(self._upcoming) <= index < len(self._upcoming):
+                raise ValueError(f"index {index} is outside the queue")
+            track = self._upcoming[index]
+            del self._upcoming[index]
+            return track
+
+    def clear(self) -> None:
+        """Drop every upcoming track (the current one keeps playing)."""
+        with self._lock:
+            self._upcoming.clear()
+
+    def shuffle(self, rng: Optional[random.Random] = None) -> None:
+        with self._lock:
+            items = list(self._upcoming)
+            (rng or random).shuffle(items)
+            self._upcoming = deque(items)
+
+    def next(self) -> Optional[Track]:
+        """Take the track that would play next (honouring the loop mode), or None."""
+        with self._lock:
+            return self._take_next(finished=True)
+
+    def _take_next(self, *, finished: bool) -> Optional[Track]:
+        current = self._current
+        if current is not None:
+            if finished and self._loop is LoopMode.TRACK:
+                return current
+            if self._loop is LoopMode.QUEUE:
+                self._upcoming.append(current)
+        if current is not None and self._history_size:
+            self._history.append(current)
+        self._current = self._upcoming.popleft() if self._upcoming else None
+        return self._current
+
+    # ------------------------------------------------------------------ playback
+
+    def play_next(self, *, finished: bool = False) -> Optional[Track]:
+        """Start the next track on the player (stop it when the queue is empty)."""
+        with self._lock:
+            track = self._take_next(finished=finished)
+            self._token = track.info.identifier if track is not None else None
+        if track is None:
+            if self.player.track is not None:
+                self.player.stop()
+            return None
+        self.player.play(track)
+        return track
+
+    def skip(self) -> Optional[Track]:
+        """Skip the current track (loop ``track`` does not repeat it); returns the new one."""
+        return self.play_next(finished=False)
+
+    def start(self) -> Optional[Track]:
+        """Play the first track if nothing is playing; returns what plays."""
+        with self._lock:
+            if self._current is not None and self.player.track is not None:
+                return self._current
+        return self.play_next()
+
+    # ------------------------------------------------------------------ automatic advance
+
+    def attach(self, client: Client) -> None:
+        """Advance automatically on this player's track ends (listener on the dispatcher)."""
+        if self._client is not None:
+            return
+        self._client = client
+        client.add_listener(TrackEndEvent, self._on_track_end)
+
+    def detach(self) -> None:
+        client = self._client
+        if client is not None:
+            client.remove_listener(TrackEndEvent, self._on_track_end)
+            self._client = None
+
+    def should_advance(self, event: TrackEndEvent) -> bool:
+        """Consume the play token if ``event`` ends the track this queue started."""
+        if event.guild_id != self.player.guild_id or not event.may_start_next:
+            return False
+        with self._lock:
+            if self._token is None or event.track.info.identifier != self._token:
+                return False
+            self._token = None  # any later end for the same play (a replay) is ignored
+            return True
+
+    def _on_track_end(self, event: TrackEndEvent) -> None:
+        if not self.should_advance(event):
+            return
+        try:
+            self.play_next(finished=True)
+        except LavasyncError as exc:
+            log.warning(
+                "guild %s: queue could not start the next track: %s", self.player.guild_id, exc
+            )

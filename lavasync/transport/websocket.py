@@ -1,0 +1,176 @@
+"""The node's WebSocket, over websocket-client: I/O only.
+
+Opens ``/v4/websocket`` with Lavalink's handshake headers and hands back raw text frames.
+websocket-client errors never leave this module: they become lavasync errors or, for a socket
+that died, :class:`SocketClosed`.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from typing import Any, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import websocket
+
+from ..errors import AuthenticationError, ConnectionFailedError, LavasyncTimeoutError, RestError
+
+__all__ = ["SocketClosed", "SocketTimeout", "WebSocketConnection", "websocket_url"]
+
+
+class SocketClosed(Exception):
+    """The socket closed (close frame, reset, EOF). ``code``/``reason`` from a close frame."""
+
+    def __init__(self, code: Optional[int] = None, reason: str = "") -> None:
+        super().__init__(f"socket closed ({code}: {reason})" if code else "socket closed")
+        self.code = code
+        self.reason = reason
+
+
+class SocketTimeout(Exception):
+    """Nothing arrived within the receive timeout (the socket is still usable)."""
+
+
+def websocket_url(base_uri: str) -> str:
+    """``http(s)://host:port`` (or ``ws(s)://``) → ``ws(s)://host:port/v4/websocket``."""
+    parts = urlsplit(base_uri)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"not an http(s) or ws(s) URI: {base_uri!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v4/websocket"):
+        path += "/v4/websocket"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+_TEXT = websocket.ABNF.OPCODE_TEXT
+_BINARY = websocket.ABNF.OPCODE_BINARY
+_CLOSE = websocket.ABNF.OPCODE_CLOSE
+
+
+class WebSocketConnection:
+    """One open WebSocket to a node. ``recv`` belongs to one reader thread; ``abort``, ``ping``
+    and ``close`` may be called from any thread (websocket-client's multithread mode)."""
+
+    def __init__(self, ws: Any, resumed_header: Optional[bool]) -> None:
+        self._ws = ws
+        #: ``Session-Resumed`` from the 101 response (None if the server did not send it).
+        self.resumed_header = resumed_header
+        self._closed = threading.Event()
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        password: str,
+        user_id: int,
+        client_name: str,
+        session_id: Optional[str] = None,
+        timeout: float = 10.0,
+    ) -> WebSocketConnection:
+        """Connect and complete the handshake, or raise a lavasync error.
+
+        401 → :class:`AuthenticationError`; other refused handshakes → :class:`RestError`;
+        unreachable → :class:`ConnectionFailedError`; too slow → :class:`LavasyncTimeoutError`.
+        """
+        headers = [
+            f"Authorization: {password}",
+            f"User-Id: {user_id}",
+            f"Client-Name: {client_name}",
+        ]
+        if session_id:
+            headers.append(f"Session-Id: {session_id}")
+        try:
+            ws = websocket.create_connection(
+                url,
+                timeout=timeout,
+                header=headers,
+                skip_utf8_validation=True,
+                enable_multithread=True,
+                suppress_origin=True,
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            status = int(exc.status_code)
+            body = exc.resp_body.decode("utf-8", "replace") if exc.resp_body else ""
+            if status in (401, 403):
+                raise AuthenticationError(
+                    status, message="WebSocket handshake refused: wrong password", path=url
+                ) from None
+            raise RestError(
+                status,
+                message=f"WebSocket handshake refused ({status}) {body}".strip(),
+                path=url,
+                method="GET",
+            ) from None
+        except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
+            raise LavasyncTimeoutError(f"WebSocket handshake with {url} timed out") from None
+        except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError) as exc:
+            raise ConnectionFailedError(f"cannot open WebSocket {url}: {exc}") from None
+        headers_in = ws.getheaders() or {}
+        raw = headers_in.get("session-resumed")
+        resumed = None if raw is None else str(raw).strip().lower() == "true"
+        return cls(ws, resumed)
+
+    def set_timeout(self, timeout: Optional[float]) -> None:
+        """Receive timeout for :meth:`recv` (None blocks)."""
+        self._ws.settimeout(timeout)
+
+    def recv(self) -> Optional[Union[bytes, str]]:
+        """The next text (or binary) frame's payload; None for a ping or pong (a sign of life).
+
+        Pings are answered by websocket-client itself. Raises :class:`SocketTimeout` when
+        nothing came within the timeout, :class:`SocketClosed` when the socket is gone.
+        """
+        try:
+            opcode, data = self._ws.recv_data(control_frame=True)
+        except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
+            raise SocketTimeout() from None
+        except websocket.WebSocketConnectionClosedException:
+            raise SocketClosed() from None
+        except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError) as exc:
+            raise SocketClosed(None, str(exc)) from None
+        if opcode in (_TEXT, _BINARY):
+            return data  # type: ignore[no-any-return]
+        if opcode == _CLOSE:
+            code, reason = _parse_close(data)
+            raise SocketClosed(code, reason)
+        return None
+
+    def ping(self) -> bool:
+        """Send a ping frame; False if the socket is already gone."""
+        try:
+            self._ws.ping()
+            return True
+        except (websocket.WebSocketException, OSError, ssl.SSLError):
+            return False
+
+    def abort(self) -> None:
+        """Wake a ``recv`` blocked in another thread: shut the TCP socket down at once."""
+        try:
+            self._ws.abort()
+        except (OSError, AttributeError):
+            pass
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (best effort, short timeout) and drop the socket. Idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        try:
+            self._ws.settimeout(1.0)
+            self._ws.send_close(code, reason.encode("utf-8"))
+        except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError):
+            pass
+        try:
+            self._ws.shutdown()
+        except (OSError, AttributeError):
+            pass
+
+
+def _parse_close(data: bytes) -> tuple[Optional[int], str]:
+    if len(data) >= 2:
+        return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", "replace")
+    return None, ""

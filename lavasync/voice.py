@@ -1,0 +1,288 @@
+"""Per-guild voice state: Discord's two voice updates in, Lavalink's voice PATCH out.
+
+lavasync never talks to Discord. The host library sends OP 4 payloads through the client's
+``send_gateway`` hook and feeds the dispatches back through ``client.handle_gateway``. This module
+joins the pieces: ``session_id`` + ``channel_id`` from the bot's own VOICE_STATE_UPDATE, ``token`` +
+``endpoint`` from VOICE_SERVER_UPDATE; once all four are known (and changed), they are PATCHed to
+Lavalink (``channelId`` always sent: required since Lavalink 4.2).
+
+Which thread does what: the hook is called on the thread that asked (``connect``/``leave``), or on
+the dispatcher thread for follow-ups (a 4006 rejoin). Gateway dispatches only update fields and
+wake waiters; a PATCH that no ``connect`` call is waiting to send (region move, a channel move made
+in Discord) runs on the dispatcher thread, so the host's gateway thread never blocks on Lavalink.
+No lock is held across the voice PATCH or the hook.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional
+
+from .errors import LavasyncError, VoiceConnectTimeoutError
+from .models import UpdatePlayer, VoiceState
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .models.events import WebSocketClosedEvent
+    from .player import Player
+
+__all__ = ["VoiceConnection", "endpoint_region"]
+
+log = logging.getLogger("lavasync.voice")
+
+_REGION_RE = re.compile(r"^(?:[a-z]+-)?([a-z]+?)(?:-?\d+)?(?:-[a-z0-9]+)*\.", re.IGNORECASE)
+
+
+def endpoint_region(endpoint: Optional[str]) -> Optional[str]:
+    """The voice server's location from its endpoint: ``rotterdam1234.discord.media:443`` →
+    ``rotterdam``; None when it cannot tell."""
+    if not endpoint:
+        return None
+    host = endpoint.split("://", 1)[-1]
+    match = _REGION_RE.match(host)
+    return match.group(1).lower() if match else None
+
+
+class VoiceConnection:
+    """One guild's voice state machine. Thread-safe; owned by its :class:`~lavasync.Player`."""
+
+    def __init__(self, client: Client, player: Player) -> None:
+        self._client = client
+        self._player = player
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self.session_id: Optional[str] = None
+        self.channel_id: Optional[int] = None
+        self.token: Optional[str] = None
+        self.endpoint: Optional[str] = None
+        self.self_deaf = False
+        self.self_mute = False
+        self._requested: Optional[int] = None  # the channel a connect() is waiting for
+        self._joining = False  # a connect() is waiting (it will send the PATCH itself)
+        self._sent: Optional[tuple[str, str, str, int]] = None  # what Lavalink accepted last
+        self._patching = False  # a PATCH is in flight
+        self._rejoin_pending = False
+        self._cancelled: Optional[str] = None
+
+    @property
+    def complete(self) -> bool:
+        """All four values are known."""
+        return bool(self.session_id and self.channel_id and self.token and self.endpoint)
+
+    @property
+    def region(self) -> Optional[str]:
+        return endpoint_region(self.endpoint)
+
+    def voice_state(self) -> VoiceState:
+        """The four values as the PATCH body's ``voice`` object."""
+        assert self.complete
+        return VoiceState(
+            token=self.token or "",
+            endpoint=self.endpoint or "",
+            session_id=self.session_id or "",
+            channel_id=self.channel_id,
+        )
+
+    def _key(self) -> Optional[tuple[str, str, str, int]]:
+        if not self.complete:
+            return None
+        assert self.token and self.endpoint and self.session_id and self.channel_id
+        return (self.token, self.endpoint, self.session_id, self.channel_id)
+
+    # ------------------------------------------------------------------ caller side
+
+    def connect(self, channel_id: int, *, self_deaf: bool, self_mute: bool, timeout: float) -> None:
+        """Send OP 4 and block until Lavalink accepted the voice state for ``channel_id``."""
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        with self._lock:
+            self._requested = channel_id
+            self._joining = True
+            self._cancelled = None
+            self.self_deaf = bool(self_deaf)
+            self.self_mute = bool(self_mute)
+            had_server = bool(self.token and self.endpoint)
+            was_in = self.channel_id
+        deadline = time.monotonic() + timeout
+        try:
+            self._client._send_op4(self._player.guild_id, channel_id, self_deaf, self_mute)
+            with self._lock:
+                ok = self._cond.wait_for(
+                    lambda: (
+                        self._cancelled is not None
+                        or (self.complete and self.channel_id == channel_id)
+                    ),
+                    max(0.0, deadline - time.monotonic()),
+                )
+                if self._cancelled is not None:
+                    raise LavasyncError(
+                        f"guild {self._player.guild_id}: connect cancelled ({self._cancelled})"
+                    )
+                if not ok:
+                    missing = []
+                    if self.channel_id != channel_id or not self.session_id:
+                        missing.append("VOICE_STATE_UPDATE")
+                    if not (self.token and self.endpoint):
+                        missing.append("VOICE_SERVER_UPDATE")
+                    if not missing:  # pragma: no cover - the predicate says otherwise
+                        missing.append("VOICE_STATE_UPDATE")
+                    names = " and ".join(missing)
+                    raise VoiceConnectTimeoutError(
+                        f"guild {self._player.guild_id}: no {names} from Discord within "
+                        f"{timeout} s after joining channel {channel_id}; is handle_gateway "
+                        "fed every dispatch?",
+                        missing=tuple(missing),
+                    )
+            self._send_voice(timeout=max(0.5, deadline - time.monotonic()), force=True)
+        except VoiceConnectTimeoutError:
+            self._undo_join(was_in, had_server)
+            raise
+        finally:
+            with self._lock:
+                self._joining = False
+                self._requested = None
+
+    def _undo_join(self, was_in: Optional[int], had_server: bool) -> None:
+        """A join that timed out leaves nothing behind: leave the channel we were asked for."""
+        if was_in is None:
+            with self._lock:
+                self.session_id = self.channel_id = None
+                if not had_server:
+                    self.token = self.endpoint = None
+            try:
+                self._client._send_op4(self._player.guild_id, None, self.self_deaf, self.self_mute)
+            except Exception:
+                log.exception("guild %s: the gateway hook raised", self._player.guild_id)
+
+    def leave(self) -> None:
+        """Send OP 4 with ``channel_id: null`` and forget the voice state."""
+        with self._lock:
+            self._requested = None
+            self.channel_id = None
+            self.session_id = None
+            self.token = self.endpoint = None
+            self._sent = None
+            deaf, mute = self.self_deaf, self.self_mute
+        self._client._send_op4(self._player.guild_id, None, deaf, mute)
+
+    def cancel(self, reason: str) -> None:
+        """The player is gone: wake any waiting connect."""
+        with self._lock:
+            self._cancelled = reason
+            self._cond.notify_all()
+
+    def _send_voice(self, *, timeout: Optional[float] = None, force: bool = False) -> None:
+        """PATCH the current voice state if it changed since the last accepted one."""
+        player = self._player
+        with self._lock:
+            key = self._key()
+            if key is None or (key == self._sent and not force) or self._cancelled:
+                return
+            state = self.voice_state()
+            self._patching = True
+        try:
+            if player.destroyed:
+                return
+            info = player._node.call(
+                lambda sid: player._node.rest.update_player(
+                    sid, player.guild_id, UpdatePlayer(voice=state), timeout=timeout
+                ),
+                timeout=timeout,
+            )
+            player._apply_info(info)
+            with self._lock:
+                self._sent = key
+                self._rejoin_pending = False
+        finally:
+            with self._lock:
+                self._patching = False
+
+    def _send_voice_soon(self) -> None:
+        def run() -> None:
+            try:
+                self._send_voice()
+            except LavasyncError as exc:
+                log.warning("guild %s: voice update failed: %s", self._player.guild_id, exc)
+
+        self._client._call_soon(run)
+
+    # ------------------------------------------------------------------ gateway side
+
+    def on_state_update(self, data: Mapping[str, Any]) -> None:
+        """The bot's own VOICE_STATE_UPDATE for this guild."""
+        raw_channel = data.get("channel_id")
+        if raw_channel is None:
+            with self._lock:
+                requested = self._requested
+                self.channel_id = None
+                self.session_id = None
+                self.token = self.endpoint = None
+                self._sent = None
+                self._cond.notify_all()
+            if requested is None:
+                self._client._on_voice_left(self._player)
+            return
+        try:
+            channel = int(raw_channel)
+        except (TypeError, ValueError):
+            log.warning("VOICE_STATE_UPDATE with a bad channel_id: %r", raw_channel)
+            return
+        session = data.get("session_id")
+        with self._lock:
+            self.channel_id = channel
+            if isinstance(session, str) and session:
+                self.session_id = session
+            deaf, mute = data.get("self_deaf"), data.get("self_mute")
+            if isinstance(deaf, bool):
+                self.self_deaf = deaf
+            if isinstance(mute, bool):
+                self.self_mute = mute
+            self._cond.notify_all()
+            follow_up = not self._joining and self.complete and self._key() != self._sent
+        if follow_up:
+            self._send_voice_soon()
+
+    def on_server_update(self, data: Mapping[str, Any]) -> None:
+        """VOICE_SERVER_UPDATE for this guild (a null endpoint: wait for the next one)."""
+        token, endpoint = data.get("token"), data.get("endpoint")
+        with self._lock:
+            if not endpoint or not isinstance(endpoint, str):
+                self.endpoint = None  # Discord is allocating a server; never forward this
+                return
+            if not isinstance(token, str) or not token:
+                log.warning(
+                    "VOICE_SERVER_UPDATE without a token for guild %s", data.get("guild_id")
+                )
+                return
+            self.token = token
+            self.endpoint = endpoint
+            self._cond.notify_all()
+            follow_up = not self._joining and self.complete and self._key() != self._sent
+        if follow_up:
+            self._send_voice_soon()
+
+    def on_closed(self, event: WebSocketClosedEvent) -> None:
+        """Lavalink's voice socket closed (called on the reader thread: state only)."""
+        if event.code == 4006:
+            # Session no longer valid: one fresh join through the gateway (on the dispatcher).
+            with self._lock:
+                if self._rejoin_pending or self.channel_id is None:
+                    return
+                self._rejoin_pending = True
+                channel, deaf, mute = self.channel_id, self.self_deaf, self.self_mute
+                self._sent = None
+            guild = self._player.guild_id
+
+            def rejoin() -> None:
+                self._client._send_op4(guild, channel, deaf, mute)
+
+            self._client._call_soon(rejoin)
+        elif event.code == 4014:
+            # Disconnected: a VOICE_STATE_UPDATE tells whether it was a move (another channel)
+            # or a kick (channel null). Nothing to do until it comes.
+            with self._lock:
+                self._sent = None
