@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import functools
 import json
 import re
 import sys
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 from .errors import DecodeError
 
 if TYPE_CHECKING:
-    from .models import Track
+    from .models import Track, TrackInfo
 
 __all__ = [
     "LAVASRC_SOURCES",
@@ -61,11 +62,9 @@ _MAX_MESSAGE = 0x3FFFFFFF  # 30-bit size field
 _VERSIONED = 1  # header flag bit: a version byte follows
 
 _B64_STRICT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
-# Bytes where modified UTF-8 and UTF-8 part ways: C0 (C0 80 = NUL), ED (encoded surrogates),
-# F0-FF (4-byte sequences: valid UTF-8, rejected by Java's reader).
-_SPECIAL = re.compile(rb"[\xc0\xed\xf0-\xff]")
-_HIGH = re.compile(rb"[\xf0-\xff]")
+_HIGH = re.compile(rb"[\xf0-\xff]")  # 4-byte UTF-8 leads: Java's reader rejects them
 _FOUR_BYTE = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
+_CESU_PAIR = re.compile(rb"\xed[\xa0-\xaf][\x80-\xbf]\xed[\xb0-\xbf][\x80-\xbf]")
 
 
 # --------------------------------------------------------------------------- text layer
@@ -82,8 +81,15 @@ def _b64decode(encoded: str) -> bytes:
     rest = len(data) & 3
     if rest == 1:
         raise DecodeError(_b64_problem(data, f"bad length {len(data)}"))
-    if rest:
+    if rest or data.endswith(b"==="):
+        if data.endswith(b"="):
+            raise DecodeError(_b64_problem(data, "bad padding"))
         data += b"=" * (4 - rest)
+    if sys.version_info >= (3, 11):
+        try:
+            return binascii.a2b_base64(data, strict_mode=True)
+        except binascii.Error as exc:
+            raise DecodeError(_b64_problem(data, str(exc))) from None
     try:
         raw = binascii.a2b_base64(data)
     except binascii.Error as exc:
@@ -144,20 +150,35 @@ def _java_decode(chunk: bytes, name: str) -> str:
     return _join_surrogates("".join(units))
 
 
+@functools.lru_cache(maxsize=1024)
+def _utf8_of_pair_bytes(pair: bytes) -> bytes:
+    high = ((pair[1] & 0x0F) << 6) | (pair[2] & 0x3F)  # the surrogates' low 10 bits each
+    low = ((pair[4] & 0x0F) << 6) | (pair[5] & 0x3F)
+    return chr(0x10000 + (high << 10) + low).encode("utf-8")
+
+
+def _utf8_of_pair(match: re.Match[bytes]) -> bytes:
+    return _utf8_of_pair_bytes(match.group())
+
+
 def _mutf8_decode(chunk: bytes, name: str) -> str:
-    """Modified UTF-8 of a non-ASCII string to a Python str."""
-    if not _SPECIAL.search(chunk):
-        try:
-            return chunk.decode("utf-8")  # identical to modified UTF-8 without C0/ED/F0+
-        except UnicodeDecodeError:
-            return _java_decode(chunk, name)
+    """Modified UTF-8 of a non-ASCII string to a Python str.
+
+    Without C0 80 (NUL) and ED-encoded surrogates it is plain UTF-8, except that Java rejects
+    4-byte sequences. Surrogate pairs are rewritten as 4-byte UTF-8 before decoding; anything
+    unusual (lone surrogates, overlong forms, errors) goes to the exact, slow reader.
+    """
     if _HIGH.search(chunk):
         return _java_decode(chunk, name)  # raises: Java has no 4-byte sequences
+    data = chunk
+    if b"\xed" in data:
+        data = _CESU_PAIR.sub(_utf8_of_pair, data)
+    if b"\xc0" in data:
+        data = data.replace(b"\xc0\x80", b"\x00")
     try:
-        text = chunk.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+        return data.decode()
     except UnicodeDecodeError:
         return _java_decode(chunk, name)
-    return _join_surrogates(text) if b"\xed" in chunk else text
 
 
 def _cesu_pair(match: re.Match[bytes]) -> bytes:
@@ -177,24 +198,32 @@ def _mutf8_encode(text: str) -> bytes:
 # --------------------------------------------------------------------------- decoding
 
 
+def _cut(name: str) -> DecodeError:
+    return DecodeError(f"track blob is truncated: {name} is cut off")
+
+
+def _overrun(name: str, claimed: int, left: int) -> DecodeError:
+    return DecodeError(
+        f"track blob is truncated: {name} claims {claimed} bytes, {max(left, 0)} are left"
+    )
+
+
 def _read_utf(raw: bytes, pos: int, end: int, name: str) -> tuple[str, int]:
     start = pos + 2
     if start > end:
-        raise DecodeError(f"track blob is truncated: {name} is cut off")
+        raise _cut(name)
     stop = start + ((raw[pos] << 8) | raw[pos + 1])
     if stop > end:
-        raise DecodeError(
-            f"track blob is truncated: {name} claims {stop - start} bytes, {end - start} are left"
-        )
+        raise _overrun(name, stop - start, end - start)
     chunk = raw[start:stop]
     if chunk.isascii():
-        return chunk.decode("ascii"), stop
+        return chunk.decode(), stop
     return _mutf8_decode(chunk, name), stop
 
 
 def _read_opt_utf(raw: bytes, pos: int, end: int, name: str) -> tuple[Optional[str], int]:
     if pos >= end:
-        raise DecodeError(f"track blob is truncated: {name} is cut off")
+        raise _cut(name)
     if raw[pos]:
         return _read_utf(raw, pos + 1, end, name)
     return None, pos + 1
@@ -222,12 +251,12 @@ _Parsed = tuple[
 
 
 def _parse(encoded: str) -> _Parsed:
+    """Decode a blob into its fields (see ``_Parsed``), or raise DecodeError."""
     raw = _b64decode(encoded)
     if len(raw) < 4:
         raise DecodeError(f"track blob is truncated: {len(raw)} bytes, the header alone is 4")
-    header = int.from_bytes(raw[:4], "big")
-    flags = header >> 30
-    size = header & _MAX_MESSAGE
+    flags = raw[0] >> 6
+    size = int.from_bytes(raw[:4], "big") & _MAX_MESSAGE
     if size == 0:
         raise DecodeError("track blob has message size 0 (lavaplayer's end-of-stream marker)")
     end = 4 + size
@@ -235,33 +264,69 @@ def _parse(encoded: str) -> _Parsed:
         raise DecodeError(
             f"track blob is truncated: header says {size} bytes, {len(raw) - 4} are present"
         )
-    pos = 4
+    if end < len(raw):
+        raw = raw[:end]  # bytes after the message are ignored, as the server does
     if flags & _VERSIONED:
         version = raw[4]
-        pos = 5
         if not 1 <= version <= 3:
             raise DecodeError(f"unsupported track message version {version} (known: 1, 2, 3)")
     else:
         version = 1
-    title, pos = _read_utf(raw, pos, end, "title")
-    author, pos = _read_utf(raw, pos, end, "author")
-    if pos + 8 > end:
-        raise DecodeError("track blob is truncated: length is cut off")
-    length = int.from_bytes(raw[pos : pos + 8], "big", signed=True)
-    identifier, pos = _read_utf(raw, pos + 8, end, "identifier")
-    if pos >= end:
-        raise DecodeError("track blob is truncated: isStream is cut off")
-    is_stream = raw[pos] != 0
-    pos += 1
-    uri = artwork_url = isrc = None
-    if version >= 2:
-        uri, pos = _read_opt_utf(raw, pos, end, "uri")
-        if version >= 3:
-            artwork_url, pos = _read_opt_utf(raw, pos, end, "artworkUrl")
-            isrc, pos = _read_opt_utf(raw, pos, end, "isrc")
-    source_name, pos = _read_utf(raw, pos, end, "sourceName")
-    if end - pos < 8:
-        raise DecodeError("track blob is truncated: position (the last 8 bytes) is cut off")
+    # Hot path, written out inline without bounds checks: reading past the end raises
+    # IndexError, and a string running past it leaves ``pos > end`` (positions only grow), so
+    # one test at the end catches every cut. Then the checked reader explains what is wrong.
+    try:
+        pos = 5 if flags & _VERSIONED else 4
+        start = pos + 2
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        title = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "title")
+        start = pos + 2
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        author = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "author")
+        length = int.from_bytes(raw[pos : pos + 8], "big", signed=True)
+        start = pos + 10
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        identifier = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "identifier")
+        is_stream = raw[pos] != 0
+        pos += 1
+        uri = artwork_url = isrc = None
+        if version >= 2:
+            if raw[pos]:
+                start = pos + 3
+                pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+                chunk = raw[start:pos]
+                uri = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "uri")
+            else:
+                pos += 1
+            if version >= 3:
+                if raw[pos]:
+                    start = pos + 3
+                    pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+                    chunk = raw[start:pos]
+                    artwork_url = (
+                        chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "artworkUrl")
+                    )
+                else:
+                    pos += 1
+                if raw[pos]:
+                    start = pos + 3
+                    pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+                    chunk = raw[start:pos]
+                    isrc = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "isrc")
+                else:
+                    pos += 1
+        start = pos + 2
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        source_name = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "sourceName")
+        if end - pos < 8:
+            raise IndexError
+    except (IndexError, DecodeError):
+        _explain(raw, version)
+        raise  # _explain always raises; this keeps the original if it ever does not
     return (
         flags,
         version,
@@ -277,8 +342,29 @@ def _parse(encoded: str) -> _Parsed:
         source_name,
         raw[pos : end - 8],
         int.from_bytes(raw[end - 8 : end], "big", signed=True),
-        not encoded.endswith("=") and len(encoded) & 3 != 0,
+        len(encoded) & 3 != 0,
     )
+
+
+def _explain(raw: bytes, version: int) -> None:
+    """Re-read a message (already cut to its size) with every check, raising DecodeError."""
+    end = len(raw)
+    pos = 5 if raw[0] >> 6 & _VERSIONED else 4
+    _, pos = _read_utf(raw, pos, end, "title")
+    _, pos = _read_utf(raw, pos, end, "author")
+    if pos + 8 > end:
+        raise _cut("length")
+    _, pos = _read_utf(raw, pos + 8, end, "identifier")
+    if pos >= end:
+        raise _cut("isStream")
+    pos += 1
+    for name, since in (("uri", 2), ("artworkUrl", 3), ("isrc", 3)):
+        if version >= since:
+            _, pos = _read_opt_utf(raw, pos, end, name)
+    _, pos = _read_utf(raw, pos, end, "sourceName")
+    if end - pos < 8:
+        raise _cut("position (the last 8 bytes)")
+    raise DecodeError("track blob could not be read")
 
 
 def _info_dict(p: _Parsed) -> dict[str, Any]:
@@ -468,6 +554,19 @@ def with_position(encoded: str, position: int) -> str:
 # --------------------------------------------------------------------------- model level
 
 
+_MODELS: Optional[tuple[type[Track], type[TrackInfo]]] = None
+
+
+def _load_models() -> tuple[type[Track], type[TrackInfo]]:
+    # Imported on first use so that the dict-level layer (used by the fake node) needs no
+    # models; cached because an import statement in the hot path costs more than the parse.
+    global _MODELS
+    from .models import Track, TrackInfo
+
+    _MODELS = (Track, TrackInfo)
+    return _MODELS
+
+
 def decode_track(encoded: str) -> Track:
     """Decode a blob into a :class:`~lavasync.models.Track` whose ``encoded`` is the input.
 
@@ -475,24 +574,12 @@ def decode_track(encoded: str) -> Track:
     not in the blob). Use :func:`decode_blob` for the version and source section. Raises
     DecodeError.
     """
-    # Imported here so that the dict-level layer (used by the fake node) needs no models.
-    from .models import Track, TrackInfo  # noqa: PLC0415
-
+    track_cls, info_cls = _MODELS or _load_models()
     p = _parse(encoded)
-    info = TrackInfo(
-        identifier=p[6],
-        is_seekable=not p[7],
-        author=p[4],
-        length=p[5],
-        is_stream=p[7],
-        position=p[13],
-        title=p[3],
-        uri=p[8],
-        source_name=p[11],
-        artwork_url=p[9],
-        isrc=p[10],
-    )
-    return Track(encoded=encoded, info=info)
+    # positional, in TrackInfo's field order: identifier, is_seekable, author, length,
+    # is_stream, position, title, uri, source_name, artwork_url, isrc
+    info = info_cls(p[6], not p[7], p[4], p[5], p[7], p[13], p[3], p[8], p[11], p[9], p[10])
+    return track_cls(encoded, info)
 
 
 def encode_track(track: Track) -> str:
