@@ -81,14 +81,21 @@ def snowflake(value: object, name: str = "id") -> int:
     Raises ValueError (naming ``name``) for bools, negative or too large numbers and anything
     that is not a plain decimal number.
     """
-    cls = type(value)
-    if cls is int:
-        result = typing.cast(int, value)
-    elif cls is str:
+    cls = value.__class__
+    if cls is str:
         text = typing.cast(str, value)
-        if not (text.isdigit() and text.isascii()):
+        if len(text) < 19 and text.isdigit() and text.isascii():  # < 10**18: fits, fast path
+            return int(text)
+    elif cls is int and 0 <= typing.cast(int, value) <= MAX_LONG:
+        return typing.cast(int, value)
+    return _snowflake_slow(value, name)
+
+
+def _snowflake_slow(value: object, name: str) -> int:
+    if isinstance(value, str):
+        if not (value.isdigit() and value.isascii()):
             raise ValueError(f"{name} must be a snowflake (decimal digits), not {value!r}")
-        result = int(text)
+        result = int(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         result = int(value)
     else:

@@ -4,8 +4,9 @@ Plain dataclasses; safe to share between threads as long as nobody mutates them.
 """
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, ClassVar, Optional, TypeVar, Union
 
 from ..errors import LoadError
 from ._base import WireFormatError, WireModel, _meta
@@ -105,6 +106,9 @@ def _encode_data(data: Any) -> Any:
     return data
 
 
+_LR = TypeVar("_LR", bound="LoadResult")
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -123,6 +127,25 @@ class LoadResult(WireModel):
     data: LoadData = dataclasses.field(
         default=None, metadata=_meta({"encode": _encode_data}, decoder=_identity)
     )
+
+    @classmethod
+    def from_dict(cls: type[_LR], kvs: Any, *, infer_missing: Any = False) -> _LR:
+        """dataclasses-json's decoder, with ``data`` decoded by the model its load type names."""
+        if isinstance(kvs, Mapping):
+            data = kvs.get("data")
+            load_type = kvs.get("loadType")
+            model = _DATA_MODELS.get(load_type) if isinstance(load_type, str) else None
+            if model is not None and isinstance(data, Mapping):
+                kvs = {**kvs, "data": model.from_dict(dict(data), infer_missing=infer_missing)}
+            elif load_type == LoadType.SEARCH and isinstance(data, list):
+                tracks = [
+                    Track.from_dict(dict(t), infer_missing=infer_missing)
+                    if isinstance(t, Mapping)
+                    else t
+                    for t in data
+                ]
+                kvs = {**kvs, "data": tracks}
+        return super().from_dict(kvs, infer_missing=infer_missing)
 
     def __post_init__(self) -> None:
         data = self.data
