@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import dataclasses
 import functools
 import json
 import re
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from .errors import DecodeError
 
@@ -554,16 +555,36 @@ def with_position(encoded: str, position: int) -> str:
 # --------------------------------------------------------------------------- model level
 
 
-_MODELS: Optional[tuple[type[Track], type[TrackInfo]]] = None
+_INFO_ORDER = (
+    "identifier",
+    "is_seekable",
+    "author",
+    "length",
+    "is_stream",
+    "position",
+    "title",
+    "uri",
+    "source_name",
+    "artwork_url",
+    "isrc",
+)
+_MODELS: Optional[tuple[type[Track], Callable[..., TrackInfo]]] = None
 
 
-def _load_models() -> tuple[type[Track], type[TrackInfo]]:
+def _load_models() -> tuple[type[Track], Callable[..., TrackInfo]]:
     # Imported on first use so that the dict-level layer (used by the fake node) needs no
     # models; cached because an import statement in the hot path costs more than the parse.
     global _MODELS
     from .models import Track, TrackInfo
 
-    _MODELS = (Track, TrackInfo)
+    make_info: Callable[..., TrackInfo] = TrackInfo
+    names = tuple(field.name for field in dataclasses.fields(TrackInfo))
+    if names[: len(_INFO_ORDER)] != _INFO_ORDER:  # fields reordered: fall back to keywords
+
+        def make_info(*values: Any) -> TrackInfo:
+            return TrackInfo(**dict(zip(_INFO_ORDER, values)))
+
+    _MODELS = (Track, make_info)
     return _MODELS
 
 
@@ -574,11 +595,10 @@ def decode_track(encoded: str) -> Track:
     not in the blob). Use :func:`decode_blob` for the version and source section. Raises
     DecodeError.
     """
-    track_cls, info_cls = _MODELS or _load_models()
+    track_cls, make_info = _MODELS or _load_models()
     p = _parse(encoded)
-    # positional, in TrackInfo's field order: identifier, is_seekable, author, length,
-    # is_stream, position, title, uri, source_name, artwork_url, isrc
-    info = info_cls(p[6], not p[7], p[4], p[5], p[7], p[13], p[3], p[8], p[11], p[9], p[10])
+    # positional, in the order of _INFO_ORDER (TrackInfo's own field order)
+    info = make_info(p[6], not p[7], p[4], p[5], p[7], p[13], p[3], p[8], p[11], p[9], p[10])
     return track_cls(encoded, info)
 
 

@@ -607,3 +607,98 @@ def test_cli_as_a_module_reading_stdin() -> None:
     assert done.returncode == 0, done.stderr
     assert "\U0001f33f" in done.stdout
     assert done.stdout.count("title:") == 2
+
+
+# --------------------------------------------------------------------------- model level
+
+
+@pytest.mark.parametrize("vector", ALL_VECTORS, ids=IDS)
+def test_decode_track_gives_a_track(vector: dict[str, Any]) -> None:
+    from lavasync.models import Track
+
+    track = codec.decode_track(vector["encoded"])
+    assert isinstance(track, Track)
+    assert track.encoded == vector["encoded"]
+    expected = vector["info"]
+    got = track.info
+    assert (got.title, got.author, got.length, got.identifier) == (
+        expected["title"],
+        expected["author"],
+        expected["length"],
+        expected["identifier"],
+    )
+    assert (got.is_stream, got.is_seekable) == (expected["isStream"], not expected["isStream"])
+    assert (got.uri, got.artwork_url, got.isrc) == (
+        expected["uri"],
+        expected["artworkUrl"],
+        expected["isrc"],
+    )
+    assert (got.source_name, got.position) == (expected["sourceName"], expected["position"])
+    assert track.plugin_info == {}
+    assert track.user_data == {}
+
+
+@pytest.mark.parametrize("vector", ALL_VECTORS, ids=IDS)
+def test_encode_track_round_trips_every_vector(vector: dict[str, Any]) -> None:
+    assert codec.encode_track(codec.decode_track(vector["encoded"])) == vector["encoded"]
+
+
+def test_encode_track_keeps_the_source_section_of_a_changed_track() -> None:
+    import dataclasses
+
+    track = codec.decode_track(HTTP_V3["encoded"])
+    changed = dataclasses.replace(
+        track, info=dataclasses.replace(track.info, title="Renamed \U0001f33f", position=5000)
+    )
+    blob = decode_blob(codec.encode_track(changed))
+    assert blob.info["title"] == "Renamed \U0001f33f"
+    assert blob.info["position"] == 5000
+    assert blob.source_fields == {"probeInfo": "mp3"}
+    assert blob.version == 3
+
+
+def test_encode_track_of_a_plain_track_writes_v3_without_section() -> None:
+    from lavasync.models import Track, TrackInfo
+
+    info = TrackInfo(
+        identifier="abc",
+        is_seekable=True,
+        author="A",
+        length=1000,
+        is_stream=False,
+        position=0,
+        title="T",
+        uri=None,
+        source_name="youtube",
+        isrc="ISRC1",
+    )
+    for encoded in ("", "garbage!", HTTP_V3["encoded"]):  # none, unreadable, other source
+        blob = decode_blob(codec.encode_track(Track(encoded=encoded, info=info)))
+        assert (blob.version, blob.flags, blob.source_data) == (3, 1, b"")
+        assert blob.info["isrc"] == "ISRC1"
+        assert blob.info["identifier"] == "abc"
+
+
+def test_encode_track_upgrades_old_blobs_only_when_safe() -> None:
+    import dataclasses
+
+    v2 = codec.decode_track(ALL_VECTORS[0]["encoded"])  # youtube v2, no section
+    art = dataclasses.replace(v2, info=dataclasses.replace(v2.info, artwork_url="https://a/b"))
+    blob = decode_blob(codec.encode_track(art))
+    assert (blob.version, blob.info["artworkUrl"]) == (3, "https://a/b")
+
+    v1 = codec.decode_track(next(v for v in ALL_VECTORS if v["version"] == 1)["encoded"])
+    with_uri = dataclasses.replace(v1, info=dataclasses.replace(v1.info, uri="https://u"))
+    blob = decode_blob(codec.encode_track(with_uri))
+    assert (blob.version, blob.flags, blob.info["uri"]) == (3, 1, "https://u")
+
+    legacy = codec.decode_track(SPOTIFY_V2["encoded"])  # LavaSrc v3 section depends on v2
+    assert codec.encode_track(legacy) == SPOTIFY_V2["encoded"]
+    bad = dataclasses.replace(legacy, info=dataclasses.replace(legacy.info, isrc="X"))
+    with pytest.raises(ValueError, match="version 2 blob"):
+        codec.encode_track(bad)
+
+
+def test_decode_track_rejects_bad_blobs() -> None:
+    with pytest.raises(DecodeError):
+        codec.decode_track("QAAA")
