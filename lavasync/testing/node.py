@@ -708,6 +708,19 @@ class FakeNode:
                 raise TimeoutError(f"{len(hits)} matching messages, wanted {count}")
             return copy.deepcopy(hits[count - 1])
 
+    def wait_session(self, session_id: str, state: str, timeout: float = 5.0) -> None:
+        """Block until a session is ``"open"``, ``"paused"`` or ``"destroyed"`` (gone)."""
+        if state not in (OPEN, PAUSED, DESTROYED):
+            raise ValueError(f"unknown session state {state!r}")
+
+        def reached() -> bool:
+            session = self._sessions.get(session_id)
+            return (session.state if session is not None else DESTROYED) == state
+
+        with self._cond:
+            if not self._cond.wait_for(reached, timeout):
+                raise TimeoutError(f"session {session_id} did not become {state} in {timeout} s")
+
     # ------------------------------------------------------------------ state access
 
     @property
