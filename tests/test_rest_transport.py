@@ -39,11 +39,12 @@ def _blob_with_plus_and_slash() -> str:
 class CannedServer:
     """A one-thread HTTP/1.1 server on 127.0.0.1 answering every request with fixed bytes,
     never answering (``reply=None``), or hanging up at once (``reply=b""``).
-    Records each request head it read."""
+    Records each request head and body it read."""
 
     def __init__(self, reply: Optional[bytes]) -> None:
         self.reply = reply
         self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
         self.got_request = threading.Event()
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -88,6 +89,7 @@ class CannedServer:
                     break
                 buffer = rest[length:]
                 self.heads.append(head)
+                self.bodies.append(rest[:length])
                 self.got_request.set()
                 if self.reply is None:
                     self._stop.wait()  # hold the connection open, say nothing
@@ -179,6 +181,20 @@ def test_json_body_is_compact_and_typed(fake: FakeNode, transport: RestTransport
     assert sent.headers["Content-Type"] == "application/json"
     assert sent.body == json.dumps([blob, blob], separators=(",", ":")).encode()
     assert sent.json == [blob, blob]
+
+
+@pytest.mark.parametrize("size", [1, 1000, 300_000])  # below and above the one-write limit
+def test_bodies_of_any_size_arrive_intact(size: int) -> None:
+    payload = {"blob": "x" * size}
+    expected = json.dumps(payload, separators=(",", ":")).encode()
+    with canned(http_response("200 OK", b'{"ok":true}', "application/json")) as server:
+        with RestTransport(server.uri, "pw", client_name="t") as rest:
+            assert rest.request("POST", "/v4/echo", json=payload) == {"ok": True}
+            assert rest.request("GET", "/v4/after") == {"ok": True}  # same connection
+        assert server.bodies == [expected, b""]
+        assert server.heads[0].startswith(b"POST /v4/echo HTTP/1.1\r\n")
+        assert f"Content-Length: {len(expected)}".encode() in server.heads[0]
+        assert server.heads[1].startswith(b"GET /v4/after HTTP/1.1\r\n")
 
 
 def test_query_values_are_fully_percent_encoded(fake: FakeNode, transport: RestTransport) -> None:

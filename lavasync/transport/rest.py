@@ -18,6 +18,8 @@ from typing import Any, Optional, Union, cast
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
@@ -111,6 +113,76 @@ def _is_read_timeout(exc: BaseException) -> bool:
     return False
 
 
+#: Bodies up to this size go out in the same write as the request head.
+_COALESCE_LIMIT = 256 * 1024
+
+
+class _Conn(urllib3.connection.HTTPConnection):
+    """urllib3's connection, but the request head and a body of known small size leave in one
+    write. Sent separately (the stock behaviour), the second small segment costs the server an
+    extra wake-up per call, which on loopback was a large share of a PATCH's time."""
+
+    _coalesce = False  # a body of known length follows this request's head
+    _holding = False  # the next send() is the head: keep it
+    _held: Optional[bytes] = None
+
+    def putrequest(
+        self,
+        method: str,
+        url: str,
+        skip_host: bool = False,
+        skip_accept_encoding: bool = False,
+    ) -> None:
+        self._coalesce = self._holding = False
+        self._held = None
+        super().putrequest(
+            method, url, skip_host=skip_host, skip_accept_encoding=skip_accept_encoding
+        )
+
+    def putheader(self, header: Any, *values: Any) -> None:
+        if isinstance(header, str) and header.lower() == "content-length" and len(values) == 1:
+            length = str(values[0])
+            self._coalesce = length.isdigit() and 0 < int(length) <= _COALESCE_LIMIT
+        super().putheader(header, *values)
+
+    def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
+        self._holding, self._coalesce = self._coalesce, False
+        super().endheaders(message_body, encode_chunked=encode_chunked)
+
+    def send(self, data: Any) -> None:
+        if self._holding and isinstance(data, bytes):
+            self._holding = False
+            self._held = data
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            if isinstance(data, (bytes, bytearray)):
+                data = held + data
+            else:
+                super().send(held)
+        super().send(data)
+
+    def getresponse(self) -> Any:
+        held = self._held
+        if held is not None:  # a head whose body never came: send it anyway
+            self._held = None
+            super().send(held)
+        return super().getresponse()
+
+
+class _TLSConn(_Conn, urllib3.connection.HTTPSConnection):
+    """The coalescing connection over TLS."""
+
+
+class _Pool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _Conn
+
+
+class _TLSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _TLSConn
+
+
 class _Adapter(HTTPAdapter):
     """The stock adapter with three per-call costs removed, all safe for one fixed origin
     reached without proxies: the connection pool is looked up once and reused, the request
@@ -122,6 +194,12 @@ class _Adapter(HTTPAdapter):
         self._origin = origin
         self._pool: Any = None
         self._pool_lock = threading.Lock()
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
     def get_connection_with_tls_context(
         self,
