@@ -380,9 +380,10 @@ def _union_args(hint: Any) -> Optional[tuple[Any, ...]]:
 def _kind_of(hint: Any) -> tuple[str, Any, Any]:
     if hint in _KIND_SCALARS:
         return _KIND_SCALARS[hint], None, None
-    if isinstance(hint, type) and issubclass(hint, WireModel):
-        return "model", None, hint
     origin = typing.get_origin(hint)
+    # (on 3.9 a ``list[X]`` alias passes isinstance(..., type): check the origin first)
+    if origin is None and isinstance(hint, type) and issubclass(hint, WireModel):
+        return "model", None, hint
     if hint is dict or origin is dict or hint is Mapping or origin is Mapping:
         return "dict", None, None
     if hint is list or origin is list:
