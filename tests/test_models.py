@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import pytest
 from conftest import EXAMPLES, load_example
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lavasync.errors import DecodeError
 from lavasync.models import (
@@ -454,6 +456,47 @@ def test_first_use_from_many_threads_compiles_once_and_right() -> None:
     assert len(results) == 8
     assert all(r == results[0] for r in results)
     assert results[0].to_wire() == data
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_opt_text = st.none() | st.text(max_size=20)
+_info = st.fixed_dictionaries(
+    {
+        "identifier": st.text(max_size=20),
+        "isSeekable": st.booleans(),
+        "author": st.text(max_size=20),
+        "length": st.integers(0, 2**63 - 1),
+        "isStream": st.booleans(),
+        "position": st.integers(0, 2**63 - 1),
+        "title": st.text(max_size=20),
+        "uri": _opt_text,
+        "sourceName": st.text(max_size=10),
+    },
+    optional={"artworkUrl": _opt_text, "isrc": _opt_text},
+)
+_track = st.fixed_dictionaries(
+    {"encoded": st.text(max_size=30), "info": _info},
+    optional={
+        "pluginInfo": st.dictionaries(st.text(max_size=5), _json, max_size=3),
+        "userData": st.dictionaries(st.text(max_size=5), _json, max_size=3),
+        "someNewKey": _json,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_track)
+def test_any_track_payload_round_trips(data: dict[str, Any]) -> None:
+    track = Track.from_wire(data)
+    assert track.to_wire() == data
+    assert Track.from_wire(track.to_wire()) == track
+    assert Track.from_dict(data) == track
 
 
 # --------------------------------------------------------------------------- UNSET

@@ -127,7 +127,12 @@ _W = TypeVar("_W", bound="WireModel")
 
 
 class WireModel(DataClassJsonMixin):
-    """Base of every Lavalink wire model (see the module docstring)."""
+    """Base of every Lavalink wire model (see the module docstring).
+
+    Instances hold no lock: share them between threads freely as long as nobody mutates
+    them (lavasync never mutates a model after decoding it). Compilation of the codec on
+    first use is thread-safe.
+    """
 
     dataclass_json_config = config(letter_case=LetterCase.CAMEL)["dataclasses_json"]
 
