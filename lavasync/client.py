@@ -40,6 +40,7 @@ from .models.events import (
 )
 from .node import Backoff, Node, NodeState
 from .player import Player
+from .store import FORMAT_VERSION, MemoryStore, StateStore
 from .voice import endpoint_region
 
 __all__ = ["Client", "default_penalty", "region_of"]
@@ -178,6 +179,8 @@ class Client:
         listener_error_hook: Optional[Callable[[BaseException, Any, Any], Any]] = None,
         move_concurrency: int = 8,
         lost_player_timeout: float = 60.0,
+        state_store: Optional[StateStore] = None,
+        save_interval: float = 5.0,
     ) -> None:
         self.user_id = snowflake(user_id, "user_id")
         if self.user_id == 0:
@@ -207,6 +210,12 @@ class Client:
         self._dispatcher.start()
         self._poll: Optional[EventBuffer] = EventBuffer(event_buffer_size) if poll_events else None
         self._lost: dict[str, float] = {}  # node name -> when its session was lost
+        self.state_store: StateStore = state_store if state_store is not None else MemoryStore()
+        self.save_interval = save_interval
+        self._stored = self.state_store.load()  # what an earlier client left (ValueError if bad)
+        self._dirty = False
+        self._saved_at = 0.0
+        self._save_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -234,6 +243,7 @@ class Client:
             nodes = list(self._nodes.values())
             self._ready_cond.notify_all()
         deadline = time.monotonic() + timeout
+        self.save_state()
         exited = True
         for node in nodes:
             exited &= node.close(max(0.1, deadline - time.monotonic()))
@@ -273,6 +283,10 @@ class Client:
         turns it off. ``session_id`` resumes a session from an earlier process.
         """
         self._check_open()
+        if session_id is None:
+            stored = self._stored.get("nodes", {}).get(name)
+            if isinstance(stored, dict) and isinstance(stored.get("session_id"), str):
+                session_id = stored["session_id"]
         regions: tuple[str, ...]
         if region is None:
             regions = ()
@@ -300,6 +314,7 @@ class Client:
             if name in self._nodes:
                 raise ValueError(f"a node named {name!r} already exists")
             self._nodes[name] = node
+            self._restore_players(node)
         node.connect()
         return node
 
@@ -359,7 +374,11 @@ class Client:
     def best_node(self, region: Optional[str] = None, *, exclude: Sequence[Node] = ()) -> Node:
         """The ready node with the lowest penalty, preferring nodes of ``region``."""
         with self._lock:
-            candidates = [n for n in self._nodes.values() if n.available and n not in exclude]
+            candidates = [
+                n
+                for n in self._nodes.values()
+                if n.available and not n.draining and n not in exclude
+            ]
         if not candidates:
             raise NodeUnavailableError("no node is ready")
         wanted = region_of(region) if region else None
@@ -481,6 +500,7 @@ class Client:
                 node.rest.destroy_player(node.session_id, player.guild_id, timeout=timeout)
         except LavasyncError as exc:
             log.warning("guild %s: DELETE player on %s failed: %s", player.guild_id, node.name, exc)
+        self._state_changed()
         self._emit(PlayerDestroyedEvent(player.guild_id, reason, node=node))
 
     # ------------------------------------------------------------------ voice / gateway
@@ -545,6 +565,22 @@ class Client:
         }
         hook(guild_id, payload)
 
+    def _place_by_region(self, player: Player) -> None:
+        """Before a player's first PATCH, put it on a node of its voice server's region."""
+        voice = player.voice
+        if player._sent_any or voice is None or voice.region is None:
+            return
+        if not any(n.regions for n in self.nodes):
+            return
+        try:
+            target = self.best_node(voice.endpoint)
+        except NodeUnavailableError:
+            return
+        if target is not player._node:
+            with player._lock:
+                player._node = target
+            target.recent_players += 1
+
     def _call_soon(self, fn: Callable[[], Any]) -> None:
         """Run an internal follow-up on the dispatcher thread."""
         self._dispatcher.call_soon(fn)
@@ -608,17 +644,27 @@ class Client:
         player = self._players.get(event.guild_id)
         if player is not None and player._node is node:
             player._on_event(event)
+        if self._dirty:
+            self._maybe_save()
 
     def _resync_players(self, node: Node, session_id: str, infos: Sequence[PlayerInfo]) -> None:
         """After a resume: make local players match what the server has."""
         by_guild = {info.guild_id: info for info in infos}
         for player in self._players_on(node):
-            info = by_guild.get(player.guild_id)
+            info = by_guild.pop(player.guild_id, None)
             if info is not None:
                 player._apply_info(info)
             else:
                 # The server lost it while we were away (e.g. destroyed by a cleanup): rebuild.
                 self._rebuild(player, node, session_id)
+        for guild in by_guild:
+            # Moved elsewhere while this node was away: stop it here so nothing plays twice.
+            try:
+                node.rest.destroy_player(session_id, guild, timeout=self.call_timeout)
+            except LavasyncError as exc:
+                log.warning(
+                    "guild %s: could not delete a stale player on %s: %s", guild, node.name, exc
+                )
 
     def _recreate_players(self, node: Node, session_id: str) -> None:
         """A fresh session on a node that had players: rebuild them from local state."""
@@ -637,6 +683,7 @@ class Client:
         """A node is READY (its players already re-synced): wake waiters, adopt parked players."""
         with self._lock:
             self._lost.pop(node.name, None)
+        self._state_changed()
         self._notify_ready()
         self._adopt_lost_players(node)
 
@@ -700,6 +747,56 @@ class Client:
                     log.exception("guild %s: the gateway hook raised", player.guild_id)
                 self._destroy_player(player, "node lost", timeout=1.0)
 
+    # ------------------------------------------------------------------ state store
+
+    def _state_changed(self) -> None:
+        """Something a restarted process would need changed: save soon (debounced)."""
+        self._dirty = True
+        self._maybe_save()
+
+    def _maybe_save(self) -> None:
+        if self._closed or time.monotonic() - self._saved_at < self.save_interval:
+            return
+        self._saved_at = time.monotonic()
+        self._call_soon(self.save_state)
+
+    def save_state(self) -> None:
+        """Write the nodes' session ids and every player's state to the state store now."""
+        with self._save_lock:
+            self._dirty = False
+            self._saved_at = time.monotonic()
+            state = self.snapshot()
+            try:
+                self.state_store.save(state)
+            except Exception:
+                log.exception("saving to the state store failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON-ready state a restarted client needs (what :meth:`save_state` stores)."""
+        with self._lock:
+            nodes = {
+                n.name: {"session_id": n.session_id} for n in self._nodes.values() if n.session_id
+            }
+            players = [p._snapshot() for p in self._players.values() if not p.destroyed]
+        return {
+            "version": FORMAT_VERSION,
+            "saved_at": int(time.time() * 1000),
+            "nodes": nodes,
+            "players": players,
+        }
+
+    def _restore_players(self, node: Node) -> None:
+        """Players an earlier client stored for this node (caller holds the client lock)."""
+        for data in self._stored.get("players", ()):
+            if not isinstance(data, dict) or data.get("node") != node.name:
+                continue
+            try:
+                player = Player._from_snapshot(self, node, data)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipping a stored player that cannot be read: %s", exc)
+                continue
+            self._players.setdefault(player.guild_id, player)
+
     def move_players(
         self,
         from_node: Node,
@@ -751,6 +848,7 @@ class Client:
                 return False
             player._rebuild_on(target, timeout=timeout)
         target.recent_players += 1
+        self._state_changed()
         if old.available and old.session_id:
             try:
                 old.rest.destroy_player(old.session_id, player.guild_id, timeout=2.0)

@@ -153,6 +153,8 @@ class Node:
         self._connected_once = False
         #: players assigned since the last stats report (so a burst does not all land here)
         self.recent_players = 0
+        #: a draining node gets no new players (see :meth:`drain`)
+        self.draining = False
 
     # ----------------------------------------------------------------- public state
 
@@ -262,6 +264,15 @@ class Node:
         sid = self._session_id
         assert sid is not None
         return sid
+
+    def drain(self, *, timeout: Optional[float] = None) -> int:
+        """Move every player off this node (maintenance) and take no new ones.
+
+        Same guarantees as failover: each player is rebuilt elsewhere from its state as of now.
+        Returns how many moved. Set ``node.draining = False`` to take players again.
+        """
+        self.draining = True
+        return self._client.move_players(self, None, reason="drain", timeout=timeout)
 
     def penalty(self) -> float:
         """The built-in load penalty (lower is better): :func:`lavasync.client.default_penalty`."""

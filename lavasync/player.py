@@ -85,6 +85,7 @@ class Player:
         "_paused",
         "_ping",
         "_pos",
+        "_sent_any",
         "_started",
         "_track",
         "_voice",
@@ -115,6 +116,7 @@ class Player:
         self._last_end: Optional[TrackEndEvent] = None
         self._destroyed: Optional[str] = None  # why, once destroyed
         self._voice: Optional[VoiceConnection] = None
+        self._sent_any = False  # has the node heard of this player yet?
 
     def __repr__(self) -> str:
         title = self._track.info.title if self._track is not None else None
@@ -500,7 +502,9 @@ class Player:
     def _apply_info(self, info: PlayerInfo) -> None:
         """Make the local state what the server answered (REST Player object)."""
         now = time.monotonic()
+        self._client._state_changed()
         with self._lock:
+            self._sent_any = True
             self._track = info.track
             self._paused = info.paused
             self._volume = info.volume
@@ -593,6 +597,68 @@ class Player:
             self._node = node
         self._apply_info(info)
         return info
+
+    # ------------------------------------------------------------------ state store
+
+    def _snapshot(self) -> dict[str, Any]:
+        """This player's state for the state store (JSON-ready)."""
+        with self._lock:
+            track, paused, volume = self._track, self._paused, self._volume
+            filters, end_time, connected = self._filters, self._end_time, self._connected
+        voice = self._voice
+        voice_data = None
+        if voice is not None and voice.complete:
+            voice_data = {
+                "token": voice.token,
+                "endpoint": voice.endpoint,
+                "session_id": voice.session_id,
+                "channel_id": str(voice.channel_id),
+                "self_deaf": voice.self_deaf,
+                "self_mute": voice.self_mute,
+            }
+        return {
+            "guild_id": str(self.guild_id),
+            "node": self._node.name,
+            "track": track.to_wire() if track is not None else None,
+            "position": self.position,
+            "moving": bool(track is not None and not paused and connected),
+            "saved_at": time.time(),
+            "paused": paused,
+            "volume": volume,
+            "filters": filters.to_wire(),
+            "end_time": end_time,
+            "voice": voice_data,
+        }
+
+    @classmethod
+    def _from_snapshot(cls, client: Client, node: Node, data: Mapping[str, Any]) -> Player:
+        """A player rebuilt from the state store; its position is carried forward to now."""
+        player = cls(client, snowflake(data["guild_id"], "guild_id"), node)
+        raw_track = data.get("track")
+        player._track = Track.from_wire(raw_track) if raw_track else None
+        player._paused = bool(data.get("paused", False))
+        player._volume = int(data.get("volume", 100))
+        player._filters = Filters.from_wire(data.get("filters") or {})
+        end_time = data.get("end_time")
+        player._end_time = int(end_time) if end_time is not None else None
+        position = int(data.get("position", 0))
+        if data.get("moving") and not player._paused and player._track is not None:
+            elapsed = max(0.0, time.time() - float(data.get("saved_at", time.time())))
+            speed = 1.0
+            timescale = player._filters.timescale
+            if timescale is not None:
+                speed = timescale.speed * timescale.rate
+            position += int(elapsed * 1000 * speed)
+            length = player._track.info.length
+            if length != UNKNOWN_LENGTH:
+                position = min(position, length)
+        player._pos = (position, time.monotonic())
+        player._sent_any = True
+        voice = data.get("voice")
+        if isinstance(voice, Mapping):
+            machine = player._voice_machine()
+            machine.restore(voice)
+        return player
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:

@@ -137,6 +137,7 @@ class VoiceConnection:
                         "fed every dispatch?",
                         missing=tuple(missing),
                     )
+            self._client._place_by_region(self._player)
             self._send_voice(timeout=max(0.5, deadline - time.monotonic()), force=True)
         except VoiceConnectTimeoutError:
             self._undo_join(was_in, had_server)
@@ -209,6 +210,17 @@ class VoiceConnection:
                 log.warning("guild %s: voice update failed: %s", self._player.guild_id, exc)
 
         self._client._call_soon(run)
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Voice values from the state store (Lavalink had accepted them)."""
+        with self._lock:
+            self.token = str(data["token"])
+            self.endpoint = str(data["endpoint"])
+            self.session_id = str(data["session_id"])
+            self.channel_id = int(data["channel_id"])
+            self.self_deaf = bool(data.get("self_deaf", False))
+            self.self_mute = bool(data.get("self_mute", False))
+            self._sent = self._key()
 
     # ------------------------------------------------------------------ gateway side
 
