@@ -78,7 +78,11 @@ def run_bot(
     with lavasync.Client(BOT_ID, send_gateway if shards else None) as client:
         client.add_node("main", uri, password=password)
         client.wait_ready(timeout=10)
-        track = client.load(identifier, raise_on_error=True).tracks[0]
+        result = client.load(identifier, raise_on_error=True)
+        if not result.tracks:
+            print(f"nothing found for {identifier!r}")
+            return 1
+        track = result.tracks[0]
         print(f"loaded: {track.info.title!r}")
         if not shards:
             print("voice skipped: your bot must pass send_gateway=... (write the OP 4 to the")

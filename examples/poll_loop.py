@@ -55,7 +55,8 @@ def poll_loop(
         client.add_node("main", uri, password=password)
         client.wait_ready(timeout=10)
 
-        upcoming = deque(client.load(i).tracks[0] for i in identifiers)
+        upcoming = deque(t for i in identifiers for t in client.load(i).tracks[:1])
+        print(f"loaded {len(upcoming)} tracks")
         if gateway is None:
             # No voice without a gateway: just show the node's events for a moment.
             for event in client.events(timeout=2.0):
@@ -65,6 +66,8 @@ def poll_loop(
             print("voice skipped: needs send_gateway and handle_gateway wired to Discord")
             return 0
 
+        if not upcoming:
+            return 1
         player = client.player(GUILD_ID)
         player.connect(CHANNEL_ID, self_deaf=True)
         player.play(upcoming.popleft())
