@@ -25,6 +25,7 @@ import argparse
 import binascii
 import dataclasses
 import functools
+import io
 import json
 import re
 import sys
@@ -82,10 +83,12 @@ def _b64decode(encoded: str) -> bytes:
     rest = len(data) & 3
     if rest == 1:
         raise DecodeError(_b64_problem(data, f"bad length {len(data)}"))
-    if rest or data.endswith(b"==="):
+    if rest:  # Java accepts missing padding, not partial padding
         if data.endswith(b"="):
             raise DecodeError(_b64_problem(data, "bad padding"))
         data += b"=" * (4 - rest)
+    elif data.endswith(b"==="):
+        raise DecodeError(_b64_problem(data, "bad padding"))
     if sys.version_info >= (3, 11):
         try:
             return binascii.a2b_base64(data, strict_mode=True)
@@ -716,6 +719,8 @@ def _cli_decode(args: argparse.Namespace) -> int:
             blobs.extend(line.strip() for line in sys.stdin if line.strip())
         else:
             blobs.append(blob)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # an emoji title on a non-UTF-8 console
+        sys.stdout.reconfigure(errors="backslashreplace")
     status = 0
     for index, blob in enumerate(blobs):
         try:
