@@ -7,6 +7,7 @@ precise way (no answer, an empty 401, a body that is not JSON), served by ``Cann
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -296,6 +297,26 @@ def test_bad_constructor_arguments(uri: str, kwargs: dict[str, Any]) -> None:
 def test_204_returns_none(fake: FakeNode, transport: RestTransport) -> None:
     assert transport.request("GET", "/v4/routeplanner/status") is None
     assert fake.requests[0].status == 204
+
+
+def test_chunked_and_gzip_bodies_are_decoded() -> None:
+    body = json.dumps({"tracks": ["x" * 50] * 200}).encode()
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 999]), body[i : i + 999])
+        for i in range(0, len(body), 999)
+    )
+    replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        + b"Content-Length: %d\r\n\r\n" % len(gzip.compress(body))
+        + gzip.compress(body),
+    ]
+    for reply in replies:
+        with canned(reply) as server, RestTransport(server.uri, "pw", client_name="t") as rest:
+            assert rest.request("GET", "/v4/a") == json.loads(body)
+            assert rest.request("GET", "/v4/b") == json.loads(body)  # connection reused
+            assert len(server.heads) == 2
 
 
 def test_wrong_password_is_authentication_error(fake: FakeNode) -> None:

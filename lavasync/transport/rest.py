@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import socket
 import threading
 from collections.abc import Mapping
 from http.client import HTTPException
@@ -101,11 +102,11 @@ def _check_path(path: Any) -> str:
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
-    """True if a ``requests`` error wraps a urllib3 read timeout (raised while reading a body)."""
+    """True if an error is, or wraps, a read timeout (urllib3's or the socket's)."""
     seen = 0
     current: Optional[BaseException] = exc
     while current is not None and seen < 8:
-        if isinstance(current, ReadTimeoutError):
+        if isinstance(current, (ReadTimeoutError, socket.timeout)):
             return True
         nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
         current = nested[0] if nested else current.__cause__ or current.__context__
@@ -377,13 +378,16 @@ class RestTransport:
 
         try:
             response = self._adapter.send(prepared, timeout=call_timeout)
-            content = response.content
-        except requests.Timeout as exc:
-            raise LavasyncTimeoutError(
-                f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
-            ) from exc
-        except requests.RequestException as exc:
-            if _is_read_timeout(exc):
+            # One read of the whole body: requests' .content would pull it in 10 KiB slices,
+            # which costs milliseconds on a 500-track playlist.
+            content = response.raw.read(decode_content=True)
+        except (
+            requests.RequestException,
+            OSError,
+            HTTPException,
+            urllib3.exceptions.HTTPError,
+        ) as exc:
+            if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
                 raise LavasyncTimeoutError(
                     f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
                 ) from exc
@@ -391,10 +395,6 @@ class RestTransport:
                 raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
             raise ConnectionFailedError(
                 f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}"
-            ) from exc
-        except (OSError, HTTPException, urllib3.exceptions.HTTPError) as exc:
-            raise ConnectionFailedError(
-                f"{method} {path}: cannot reach {self.base_uri}: {exc}"
             ) from exc
 
         status = response.status_code
