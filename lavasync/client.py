@@ -691,8 +691,13 @@ class Client:
         self._notify_ready()
 
     def _on_node_failed(self, node: Node) -> None:
+        """The node gave up for good (e.g. wrong password): its players move or leave now."""
         self._notify_ready()
         self._on_node_session_lost(node)
+        if self._players_on(node) and not any(n.available for n in self.nodes if n is not node):
+            with self._lock:
+                self._lost[node.name] = time.monotonic() - self.lost_player_timeout
+            self._expire_lost_players()
 
     def _on_node_session_lost(self, node: Node) -> None:
         """The node's session cannot resume any more: move its players elsewhere, or park them

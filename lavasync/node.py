@@ -306,11 +306,16 @@ class Node:
                         session_id=self._session_id if self._resuming_enabled else None,
                         timeout=self.connect_timeout,
                     )
-                except (AuthenticationError, RestError) as exc:
-                    # A wrong password or a refused User-Id will not fix itself: fail fast.
-                    log.error("node %s refused the connection: %s", self.name, exc)
-                    self._fail(exc)
-                    return
+                except RestError as exc:
+                    if isinstance(exc, AuthenticationError) or exc.status == 400:
+                        # A wrong password or a refused User-Id will not fix itself: fail fast.
+                        log.error("node %s refused the connection: %s", self.name, exc)
+                        self._fail(exc)
+                        return
+                    attempt += 1  # 503 and friends: the node is up but not taking us yet
+                    if not self._wait_before_retry(attempt, str(exc)):
+                        return
+                    continue
                 except (ConnectionFailedError, LavasyncTimeoutError) as exc:
                     attempt += 1
                     if not self._wait_before_retry(attempt, str(exc)):

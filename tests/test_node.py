@@ -369,3 +369,29 @@ def test_each_event_is_delivered_once_to_poll_and_once_to_listeners(
     expected = ["TrackStartEvent", "TrackEndEvent", "TrackStartEvent"]
     assert heard == expected
     assert polled == expected
+
+
+def test_add_node_with_a_session_id_resumes_it(fake: FakeNode) -> None:
+    with Client(USER_ID) as first:
+        node = add(first, fake)
+        first.wait_ready(5)
+        sid = node.session_id
+    assert sid is not None
+    with Client(USER_ID) as second:
+        node = add(second, fake, session_id=sid)
+        resumed = wait_event(second, ReadyEvent)
+        assert resumed.resumed is True
+        assert node.session_id == sid
+        assert fake.handshakes[-1].headers["Session-Id"] == sid
+
+
+def test_a_refused_handshake_503_is_retried_not_fatal(fake: FakeNode, client: Client) -> None:
+    fake.refuse_connections(True)
+    node = add(client, fake)
+    wait_event(client, lavasync.NodeReconnectingEvent)
+    wait_event(client, lavasync.NodeReconnectingEvent)
+    assert node.state is not NodeState.FAILED
+    assert fake.handshakes == [] or all(not h.accepted for h in fake.handshakes)
+    fake.refuse_connections(False)
+    client.wait_ready(10)
+    assert node.available

@@ -379,3 +379,37 @@ def test_queue_container_operations(env: Env) -> None:
         queue.add("not a track")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         queue.remove(5)
+
+
+def test_a_lost_node_with_no_other_node_leaves_voice_for_its_guilds() -> None:
+    with FakeNode(stats_interval=1.0) as fake, FakeGateway(USER_ID) as gateway:
+        client = Client(USER_ID, gateway.hook, lost_player_timeout=0.3)
+        gateway.deliver = client.handle_gateway
+        try:
+            client.add_node(
+                "solo", fake.uri, password=fake.password, backoff=FAST, resume_timeout=None
+            )
+            client.wait_ready(5)
+            player = client.player(GUILD)
+            player.connect(CHANNEL)
+            fake.refuse_connections(True)
+            fake.drop_connections()
+            wait_until(lambda: player.destroyed, timeout=10)
+            leave = gateway.sent[-1]
+            assert leave == (
+                GUILD,
+                {
+                    "op": 4,
+                    "d": {
+                        "guild_id": str(GUILD),
+                        "channel_id": None,
+                        "self_mute": False,
+                        "self_deaf": False,
+                    },
+                },
+            )
+            with pytest.raises(PlayerDestroyedError):
+                player.wait_for_track_end(1)
+        finally:
+            fake.refuse_connections(False)
+            assert client.close(5)
