@@ -707,7 +707,7 @@ def test_track_helpers() -> None:
     snapshot = Info.from_wire(load_example("rest_info_snapshot_build.json"))
     assert snapshot.version.is_snapshot
     assert snapshot.has_source("http")
-    assert Info.from_wire(load_example("rest_info.json")).version.tuple == (3, 7, 0)
+    assert Info.from_wire(load_example("rest_info.json")).version.as_tuple == (3, 7, 0)
 
 
 # --------------------------------------------------------------------------- dataclasses-json API

@@ -13,6 +13,8 @@ Every model is a dataclass deriving from :class:`WireModel` (a dataclasses-json
   snowflakes are written as decimal strings.
 
 Bad wire data raises :class:`WireFormatError` (a ``ValueError``) naming the model and key.
+``to_wire`` is what lavasync sends; dataclasses-json's own methods keep their own rules
+(``schema().dump`` for instance writes a None filter as null, which a PATCH must not carry).
 
 Models are plain mutable dataclasses. Nothing here locks: an instance is safe to share
 between threads as long as nobody mutates it, which is how lavasync uses them.

@@ -32,7 +32,7 @@ class Version(WireModel):
         return (self.major, self.minor, self.patch) == (0, 0, 0)
 
     @property
-    def tuple(self) -> tuple[int, int, int]:
+    def as_tuple(self) -> tuple[int, int, int]:
         """``(major, minor, patch)`` for comparisons such as ``>= (4, 2, 0)``."""
         return (self.major, self.minor, self.patch)
 
