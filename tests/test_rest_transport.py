@@ -281,14 +281,19 @@ def test_bad_call_arguments_are_refused_before_sending(
         ("http://127.0.0.1:99999", {}),
         ("http://127.0.0.1:2333?x=1", {}),
         ("http://127.0.0.1:2333", {"client_name": ""}),
+        ("http://127.0.0.1:2333", {"client_name": "bot\r\nX-Injected: 1"}),
+        ("http://127.0.0.1:2333", {"password": "secret\n"}),
+        ("http://127.0.0.1:2333", {"password": "p\u00e4ss\u2603"}),
+        ("http://127.0.0.1:2333", {"password": None}),
         ("http://127.0.0.1:2333", {"timeout": -1}),
         ("http://127.0.0.1:2333", {"pool_maxsize": 0}),
     ],
 )
 def test_bad_constructor_arguments(uri: str, kwargs: dict[str, Any]) -> None:
-    options: dict[str, Any] = {"client_name": "t", **kwargs}
+    options: dict[str, Any] = {"client_name": "t", "password": "pw", **kwargs}
+    password = options.pop("password")
     with pytest.raises(ValueError):
-        RestTransport(uri, "pw", **options)
+        RestTransport(uri, password, **options)
 
 
 # -- what comes back ------------------------------------------------------------------------------

@@ -89,6 +89,15 @@ def _positive(value: Any, name: str) -> float:
     return float(value)
 
 
+def _header_safe(value: str) -> bool:
+    """True if ``value`` can go into an HTTP header as is (no control characters)."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(ch < " " or ch == "\x7f" for ch in value)
+
+
 def _check_path(path: Any) -> str:
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"path must be a string starting with '/', got {path!r}")
@@ -267,10 +276,12 @@ class RestTransport:
             raise ValueError(f"base_uri must be an http(s):// URL with a host, got {base_uri!r}")
         if parts.query or parts.fragment:
             raise ValueError(f"base_uri must not carry a query or fragment: {base_uri!r}")
-        if not isinstance(password, str):
-            raise ValueError("password must be a string")
+        if not isinstance(password, str) or not _header_safe(password):
+            raise ValueError("password must be a string of printable Latin-1 characters")
         if not isinstance(client_name, str) or not client_name.strip():
             raise ValueError(f"client_name must be a non-empty string, got {client_name!r}")
+        if not _header_safe(client_name):
+            raise ValueError(f"client_name must be printable Latin-1 text, got {client_name!r}")
         if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
             raise ValueError(f"pool_maxsize must be a positive int, got {pool_maxsize!r}")
         try:
@@ -393,13 +404,16 @@ class RestTransport:
                 ) from exc
             if self._closed:
                 raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
+            _log.debug("%s %s on %s failed: %r", method, path, self.base_uri, exc)
             raise ConnectionFailedError(
                 f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}"
             ) from exc
 
         status = response.status_code
         if status >= 300 or status < 200:
-            raise _error(status, method, path, content)
+            error = _error(status, method, path, content)
+            _log.debug("%s %s on %s: %s", method, path, self.base_uri, error)
+            raise error
         if status == 204 or not content:
             return None
         return _decode(response.headers.get("Content-Type") or "", content, method, path, status)
