@@ -3,6 +3,7 @@ error mapping, and argument checks that must leave the wire untouched."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -343,6 +344,42 @@ def test_route_planner_status_none_without_planner(fake: FakeNode, client: RestC
     assert (sent.method, sent.path, sent.status) == ("GET", "/v4/routeplanner/status", 204)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RotatingIpRoutePlanner",
+        "NanoIpRoutePlanner",
+        "RotatingNanoIpRoutePlanner",
+        "BalancingIpRoutePlanner",
+    ],
+)
+def test_route_planner_status_of_every_class(fake: FakeNode, client: RestClient, name: str) -> None:
+    payload = load_example(f"rest_routeplanner_status_{name}.json")
+    fake.set_route_planner(payload)
+    status = client.route_planner_status()
+    assert status is not None
+    assert type(status).__name__ == f"{name}Status"
+    assert status.class_name == name
+    assert status.to_wire() == payload
+
+
+def test_free_address_and_all_with_a_planner(fake: FakeNode, client: RestClient) -> None:
+    payload = load_example("rest_routeplanner_status_RotatingIpRoutePlanner.json")
+    fake.set_route_planner(payload)
+    failing = payload["details"]["failingAddresses"][0]["failingAddress"]  # "/1.0.0.0" style
+    assert client.free_address(failing) is None
+    assert client.free_address(ipaddress.ip_address("1.0.0.7")) is None
+    assert client.free_all_addresses() is None
+    sent = fake.requests
+    assert [(r.method, r.path, r.status) for r in sent] == [
+        ("POST", "/v4/routeplanner/free/address", 204),
+        ("POST", "/v4/routeplanner/free/address", 204),
+        ("POST", "/v4/routeplanner/free/all", 204),
+    ]
+    assert sent[0].json == {"address": failing.rsplit("/", 1)[-1]}
+    assert sent[1].json == {"address": "1.0.0.7"}
+
+
 def test_free_address_sends_normalised_address(fake: FakeNode, client: RestClient) -> None:
     with pytest.raises(RestError) as caught:  # the fake has no route planner by default
         client.free_address("/1.0.0.1")
@@ -362,7 +399,22 @@ def test_free_all_addresses(fake: FakeNode, client: RestClient) -> None:
 # -- generic and failures -------------------------------------------------------------------------
 
 
-def test_generic_request_for_plugin_routes(fake: FakeNode, client: RestClient) -> None:
+def test_generic_request_reaches_plugin_routes(fake: FakeNode, client: RestClient) -> None:
+    answer = load_example("plugin_lavasearch_loadsearch_response.json")
+    fake.add_route("GET", "/v4/loadsearch", lambda request: answer)
+    fake.add_route("PUT", "/v4/sessions/s/players/1/sponsorblock/categories", lambda r: None)
+    result = client.request("GET", "/v4/loadsearch", params={"query": "a+b", "types": "track"})
+    assert result == answer
+    categories = ["sponsor", "selfpromo"]
+    path = "/v4/sessions/s/players/1/sponsorblock/categories"
+    assert client.request("PUT", path, json=categories) is None
+    first, second = fake.requests
+    assert first.query == {"query": ["a+b"], "types": ["track"]}
+    _assert_common_headers(first, fake)
+    assert (second.method, second.path, second.json) == ("PUT", path, categories)
+
+
+def test_generic_request_to_a_missing_plugin_is_404(fake: FakeNode, client: RestClient) -> None:
     with pytest.raises(RestError) as caught:  # LavaSearch is not loaded on the fake
         client.request("GET", "/v4/loadsearch", params={"query": "a b", "types": "track,album"})
     assert caught.value.status == 404
