@@ -92,6 +92,7 @@ def run_bot(
         # Player calls block until the voice dispatches come back through the shard's reader
         # thread, so they must not run ON that thread: commands go to a worker thread.
         commands: queue.Queue[Optional[int]] = queue.Queue()
+        handled: queue.Queue[int] = queue.Queue()  # guild ids, once their command ran
 
         def command_worker() -> None:
             while True:
@@ -105,8 +106,7 @@ def run_bot(
                     print(f"guild {guild_id}: playing on shard {shard_for(guild_id).shard_id}")
                 except lavasync.LavasyncError as exc:
                     print(f"guild {guild_id}: !play failed: {exc}")
-                finally:
-                    commands.task_done()
+                handled.put(guild_id)
 
         # (2) The dispatch handler, on each shard's reader thread, for EVERY dispatch.
         def on_dispatch(dispatch: Dispatch) -> None:
@@ -123,7 +123,8 @@ def run_bot(
             for guild_id in GUILDS:  # someone types "!play" in each guild; Discord sends it
                 message = {"guild_id": str(guild_id), "channel_id": "1", "content": "!play"}
                 shard_for(guild_id).discord.dispatch({"op": 0, "t": "MESSAGE_CREATE", "d": message})
-            commands.join()  # both commands handled
+            for _ in GUILDS:  # both messages arrive and are handled (the example stops then)
+                handled.get(timeout=15)
         finally:
             commands.put(None)
             worker.join()
