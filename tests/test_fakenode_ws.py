@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import struct
@@ -13,6 +14,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 import websocket
+from conftest import VECTORS
 
 from lavasync.codec import decode_info
 from lavasync.testing import FakeGateway, FakeNode
@@ -152,6 +154,29 @@ def test_ready_then_stats_then_periodic_stats() -> None:
         assert session.user_id == 42
         assert session.client_name == "lavasync-tests/1.0"
         ws.close()
+
+
+def test_refused_handshake(fake: FakeNode) -> None:
+    fake.refuse_connections()
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        connect(fake)
+    assert info.value.status_code == 503
+    assert fake.handshakes[-1].status == 503
+    fake.refuse_connections(False)
+    connect(fake).close()
+
+
+def test_v2_blob_is_played_and_reported_as_v3(fake: FakeNode) -> None:
+    sid = fake.create_session()
+    v2 = next(v for v in json.loads(VECTORS.read_text("utf-8")) if v["version"] == 2)["encoded"]
+    player = play(fake, sid, 1, {"track": {"encoded": v2}, "position": 1234})
+    encoded = player["track"]["encoded"]
+    assert encoded != v2
+    assert encoded.startswith("QAAA")
+    assert base64.b64decode(encoded)[4] == 3  # the server writes the current version
+    info = decode_info(encoded)
+    assert info["position"] == 1234
+    assert info["title"] == decode_info(v2)["title"]
 
 
 def test_wait_for_connection_times_out(fake: FakeNode) -> None:
@@ -385,16 +410,18 @@ def test_voice_connect_and_position_advances(quick: FakeNode) -> None:
     assert player["track"]["info"]["position"] > 0
 
 
-def test_paused_and_voiceless_players_stay_put(quick: FakeNode) -> None:
-    sid = quick.create_session()
-    track = quick.add_track(length=60_000)
-    play(quick, sid, 1, {"voice": VOICE, "track": {"encoded": track["encoded"]}, "paused": True})
-    play(quick, sid, 2, {"track": {"encoded": track["encoded"]}, "position": 700})
-    n = len([m for m in quick.sessions[sid].sent if is_("playerUpdate", "1")(m)])
-    quick.wait_for_message(sid, is_("playerUpdate", "1"), count=n + 4)
-    quick.wait_for_message(sid, is_("playerUpdate", "2"), count=n + 4)
-    assert quick.player(sid, 1)["state"]["position"] == 0  # type: ignore[index]
-    assert quick.player(sid, 2)["state"]["position"] == 700  # type: ignore[index]
+def test_paused_and_voiceless_players_stay_put() -> None:
+    with FakeNode(stats_interval=30, player_update_interval=0.05) as node:
+        sid = node.create_session()
+        track = node.add_track(length=60_000)
+        body = {"voice": VOICE, "track": {"encoded": track["encoded"]}, "paused": True}
+        play(node, sid, 1, body)
+        play(node, sid, 2, {"track": {"encoded": track["encoded"]}, "position": 700})
+        for guild in ("1", "2"):
+            n = len([m for m in node.sessions[sid].sent if is_("playerUpdate", guild)(m)])
+            node.wait_for_message(sid, is_("playerUpdate", guild), count=n + 4)
+        assert node.player(sid, 1)["state"]["position"] == 0  # type: ignore[index]
+        assert node.player(sid, 2)["state"]["position"] == 700  # type: ignore[index]
 
 
 def test_track_finishes_and_updates_stop(quick: FakeNode) -> None:
@@ -578,11 +605,16 @@ def test_gateway_missing_delay_and_moves() -> None:
         gateway.move_channel(5, 7)
         gateway.region_move(5, None)
         moved = gateway.wait_delivered(4)[1:]
+        # a join again (e.g. after a kick) gets both dispatches, with a new token
+        gateway.hook(5, {"op": 4, "d": {"guild_id": "5", "channel_id": "6"}})
+        rejoin = gateway.wait_delivered(6)[4:]
+        assert [d["t"] for d in rejoin] == ["VOICE_STATE_UPDATE", "VOICE_SERVER_UPDATE"]
+        assert rejoin[1]["d"]["token"] != moved[0]["d"]["token"]
         assert moved[0]["d"]["endpoint"] == "new.discord.media:443"
         assert moved[1]["d"]["channel_id"] == "7"
         assert moved[2]["d"]["endpoint"] is None
         with pytest.raises(TimeoutError):
-            gateway.wait_sent(2, timeout=0.05)
+            gateway.wait_sent(3, timeout=0.05)
 
 
 def test_gateway_kick_closes_voice_on_the_node(fake: FakeNode) -> None:

@@ -141,14 +141,12 @@ class FakeGateway:
                 st.channel_id = None
                 self._queue(gid, [self._state_update(gid, st)])
                 return
-            joining = st.channel_id is None
+            # every join (first, re-join, or channel change) gets both dispatches, with a
+            # fresh voice token: Discord starts a new voice session for it
             st.channel_id = str(channel)
-            dispatches = [self._state_update(gid, st)]
-            if joining or not st.token:
-                st.token = secrets.token_hex(8)
-                st.endpoint = self.endpoint
-                dispatches.append(self._server_update(gid, st))
-            self._queue(gid, dispatches)
+            st.token = secrets.token_hex(8)
+            st.endpoint = self.endpoint
+            self._queue(gid, [self._state_update(gid, st), self._server_update(gid, st)])
 
     # ------------------------------------------------------------------ Discord's side
 

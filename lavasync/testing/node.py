@@ -1464,7 +1464,13 @@ class FakeNode:
             return False
 
     def _answer_refused(self, sock: socket.socket, req: _wire.HttpRequest) -> None:
-        self._record(req, 503)
+        if req.path == "/v4/websocket":
+            with self._cond:
+                hs = RecordedHandshake(req.headers, False, 503, None, False)
+                self._handshakes.append(hs)
+                self._cond.notify_all()
+        else:
+            self._record(req, 503)
         body = self._error_json(503, "Service Unavailable", req.path, False)
         self._send_bytes(
             sock, _wire.build_response(503, body, content_type="application/json", keep_alive=False)
