@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, NamedTuple, Optional
 
-from . import __version__, codec
+from . import __version__, _demo, codec
 
 
 class Subcommand(NamedTuple):
@@ -24,6 +24,12 @@ class Subcommand(NamedTuple):
 
 
 SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        "demo",
+        "run the whole flow against an in-process fake node (or --uri/--password: a real one)",
+        _demo.add_arguments,
+        _demo.run,
+    ),
     Subcommand(
         "decode",
         "print the fields of encoded track strings, one per line",
