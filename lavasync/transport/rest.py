@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.timeout import Timeout as TimeoutSauce
 
 from .. import __version__
 from ..errors import (
@@ -81,6 +82,13 @@ def _check_timeout(timeout: Any, name: str = "timeout") -> Timeout:
         connect, read = timeout
         return (_positive(connect, name), _positive(read, name))
     return _positive(timeout, name)
+
+
+def _timeout_obj(timeout: Timeout) -> TimeoutSauce:
+    """The urllib3 Timeout for a checked timeout, built once instead of on every call."""
+    if isinstance(timeout, tuple):
+        return TimeoutSauce(connect=timeout[0], read=timeout[1])
+    return TimeoutSauce(connect=timeout, read=timeout)
 
 
 def _positive(value: Any, name: str) -> float:
@@ -291,6 +299,7 @@ class RestTransport:
 
         self.base_uri = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.timeout: Timeout = _check_timeout(timeout)
+        self._timeout_obj = _timeout_obj(self.timeout)
         self.client_name = client_name
         self._closed = False
         self._lock = threading.Lock()
@@ -303,11 +312,11 @@ class RestTransport:
         self._session = session
         self._adapter = adapter
         user_agent = f"lavasync/{__version__}"
+        # HTTP/1.1 keeps connections alive and a missing Accept means */*; every header
+        # costs a little on each call, so only these go out.
         self._get_headers: dict[str, str] = {
             "User-Agent": user_agent,
-            "Accept": "*/*",
             "Accept-Encoding": "gzip, deflate",
-            "Connection": "keep-alive",
             "Authorization": password,
             "Client-Name": client_name,
         }
@@ -359,7 +368,11 @@ class RestTransport:
             raise ValueError(f"unsupported HTTP method {method!r}")
         method = method.upper()
         _check_path(path)
-        call_timeout = self.timeout if timeout is None else _check_timeout(timeout)
+        if timeout is None:
+            call_timeout, timeout_obj = self.timeout, self._timeout_obj
+        else:
+            call_timeout = _check_timeout(timeout)
+            timeout_obj = _timeout_obj(call_timeout)
         if trace:
             params = dict(params or {}, trace=True)
         url = self.base_uri + path
@@ -388,7 +401,8 @@ class RestTransport:
         prepared.hooks = _NO_HOOKS
 
         try:
-            response = self._adapter.send(prepared, timeout=call_timeout)
+            # A prepared urllib3 Timeout is accepted as is (the stubs only list numbers).
+            response = self._adapter.send(prepared, timeout=cast(Any, timeout_obj))
             # One read of the whole body: requests' .content would pull it in 10 KiB slices,
             # which costs milliseconds on a 500-track playlist.
             content = response.raw.read(decode_content=True)
