@@ -628,3 +628,30 @@ def test_gateway_kick_closes_voice_on_the_node(fake: FakeNode) -> None:
     closed = fake.wait_for_message(sid, is_("WebSocketClosedEvent", "77"))
     assert closed["code"] == 4014
     assert fake.player(sid, 77)["state"]["connected"] is False  # type: ignore[index]
+
+
+def test_burst_writes_every_frame_in_order(fake: FakeNode) -> None:
+    ws = connect(fake)
+    try:
+        recv_until(ws, is_("ready"))
+        fake.burst(
+            {
+                "op": "playerUpdate",
+                "guildId": "1",
+                "state": {"time": 1, "position": 5, "connected": True, "ping": 0},
+            },
+            2_000,
+        )
+        fake.emit({"op": "event", "type": "AfterBurst", "guildId": "1"})
+        seen = 0
+        while True:
+            message = recv(ws)
+            if message["op"] == "playerUpdate" and message["state"]["position"] == 5:
+                seen += 1
+            elif message.get("type") == "AfterBurst":
+                break
+        assert seen == 2_000
+    finally:
+        ws.close()
+    with pytest.raises(ValueError):
+        fake.burst({"op": "x"}, -1)

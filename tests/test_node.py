@@ -323,7 +323,7 @@ def test_no_event_is_lost_in_a_burst(fake: FakeNode) -> None:
             pass
         frame = {"op": "event", "type": "Burst", "guildId": "1"}
         sender = threading.Thread(
-            target=lambda: [fake.emit(frame) for _ in range(count)], name="fakenode-test-burst"
+            target=fake.burst, args=(frame, count), name="fakenode-test-burst"
         )
         sender.start()
         polled = 0

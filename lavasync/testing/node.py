@@ -956,6 +956,23 @@ class FakeNode:
                 if session._ws is not None:
                     self._write(session._ws, frame)
 
+    def burst(
+        self, payload: dict[str, Any], count: int, *, session_id: Optional[str] = None
+    ) -> None:
+        """Write ``count`` copies of one message to open sockets as fast as possible.
+
+        A load generator for ingest benchmarks and tests: every frame is encoded first and all
+        are written with one ``sendall``, so the receiver, not the fake, is the bottleneck.
+        Burst frames are not recorded in ``FakeSession.sent`` and never queued.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError("count must be a whole number >= 0")
+        data = _wire.encode_frame(_wire.OP_TEXT, _wire.json_bytes(payload)) * count
+        with self._lock:
+            for session in self._targets(session_id):
+                if session.state == OPEN and session._ws is not None and not session._ws.closing:
+                    self._write(session._ws, data)
+
     def _targets(self, session_id: Optional[str]) -> list[FakeSession]:
         if session_id is None:
             return [s for s in self._sessions.values() if s.state == OPEN]
