@@ -7,15 +7,35 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
+
+from lavasync.node import Backoff
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "lavalink-v4"
 if not SHARED.is_dir():  # a checkout with shared/ beside the repo, or a vendored copy in tests/
     SHARED = Path(__file__).resolve().parent / "data" / "lavalink-v4"
 EXAMPLES = SHARED / "examples"
 VECTORS = SHARED / "track_vectors.json"
+
+
+#: The bot user id the client tests use.
+USER_ID = 170939974227591168
+#: A reconnect backoff short enough for tests.
+FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` (every 20 ms, no sleep-as-sync: it is re-checked until it holds)."""
+    cond = threading.Condition()
+    deadline = time.monotonic() + timeout
+    with cond:
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("condition not met in time")
+            cond.wait(min(remaining, 0.02))
 
 
 def load_example(name: str) -> Any:

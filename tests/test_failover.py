@@ -8,13 +8,13 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
+from conftest import FAST, USER_ID, wait_until
 
 import lavasync
 from lavasync import (
-    Backoff,
     Client,
     Filters,
     NodeResumedEvent,
@@ -23,20 +23,6 @@ from lavasync import (
 )
 from lavasync.store import JsonFileStore, MemoryStore
 from lavasync.testing import FakeGateway, FakeNode
-
-USER_ID = 170939974227591168
-FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    cond = threading.Condition()
-    deadline = time.monotonic() + timeout
-    with cond:
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("condition not met in time")
-            cond.wait(min(remaining, 0.02))
 
 
 class Cluster:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from conftest import FAST, USER_ID
 
 import lavasync
 from lavasync import (
     AuthenticationError,
-    Backoff,
     Client,
     ClientClosedError,
     NodeConnectedEvent,
@@ -26,9 +26,6 @@ from lavasync import (
 from lavasync.errors import RestError
 from lavasync.testing import FakeNode
 from lavasync.transport.websocket import WebSocketConnection
-
-USER_ID = 170939974227591168
-FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from conftest import FAST, USER_ID, wait_until
 
 from lavasync import (
-    Backoff,
     Client,
     EqualizerBand,
     Filters,
@@ -25,11 +25,9 @@ from lavasync import (
 )
 from lavasync.testing import FakeGateway, FakeNode
 
-USER_ID = 170939974227591168
 GUILD = 817327181659111454
 CHANNEL = 1126593424391868476
 OTHER_CHANNEL = 1126593424391868999
-FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
 
 
 class Env:
@@ -67,17 +65,6 @@ def env() -> Iterator[Env]:
             yield Env(fake, gateway, client)
         finally:
             assert client.close(5)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    cond = threading.Condition()
-    deadline = time.monotonic() + timeout
-    with cond:
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("condition not met in time")
-            cond.wait(min(remaining, 0.02))
 
 
 def test_join_play_end_leave(env: Env) -> None:
