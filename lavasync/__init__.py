@@ -81,8 +81,7 @@ from .node import Backoff, Node, NodeState  # noqa: E402
 from .player import Player  # noqa: E402
 from .queue import LoopMode, Queue  # noqa: E402
 
-__all__ = [
-    "UNSET",
+__all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "AuthenticationError",
     "Backoff",
     "ChannelMix",
@@ -139,6 +138,7 @@ __all__ = [
     "TrackStartEvent",
     "TrackStuckEvent",
     "Tremolo",
+    "UNSET",
     "UnknownEvent",
     "UpdatePlayer",
     "UpdatePlayerTrack",
