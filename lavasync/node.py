@@ -297,8 +297,13 @@ class Node:
         try:
             while not self._stop.is_set():
                 self._set_state(NodeState.CONNECTING)
+                conn = WebSocketConnection()
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self._conn = conn  # so that close() can interrupt the handshake
                 try:
-                    conn = WebSocketConnection.open(
+                    conn.connect(
                         self.ws_url,
                         password=self._password,
                         user_id=self._client.user_id,
@@ -317,15 +322,15 @@ class Node:
                         return
                     continue
                 except (ConnectionFailedError, LavasyncTimeoutError) as exc:
+                    if self._stop.is_set():
+                        return
                     attempt += 1
                     if not self._wait_before_retry(attempt, str(exc)):
                         return
                     continue
-                with self._lock:
-                    if self._stop.is_set():
-                        conn.close()
-                        return
-                    self._conn = conn
+                if self._stop.is_set():
+                    conn.close()
+                    return
                 code, reason = self._read(conn)
                 with self._lock:
                     self._conn = None

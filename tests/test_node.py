@@ -374,6 +374,8 @@ def test_add_node_with_a_session_id_resumes_it(fake: FakeNode) -> None:
         first.wait_ready(5)
         sid = node.session_id
     assert sid is not None
+    # a session whose socket the server still thinks open cannot be resumed (as in Lavalink)
+    fake.wait_session(sid, "paused")
     with Client(USER_ID) as second:
         node = add(second, fake, session_id=sid)
         resumed = wait_event(second, ReadyEvent)
@@ -392,3 +394,38 @@ def test_a_refused_handshake_503_is_retried_not_fatal(fake: FakeNode, client: Cl
     fake.refuse_connections(False)
     client.wait_ready(10)
     assert node.available
+
+
+def test_close_interrupts_a_handshake_that_never_gets_an_answer() -> None:
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted: list[socket.socket] = []
+    got_one = threading.Event()
+
+    def accept() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        accepted.append(conn)
+        got_one.set()
+
+    acceptor = threading.Thread(target=accept, name="fakenode-test-silent")
+    acceptor.start()
+    try:
+        port = server.getsockname()[1]
+        c = Client(USER_ID)
+        node = c.add_node("silent", f"http://127.0.0.1:{port}", password="x", connect_timeout=30)
+        assert got_one.wait(5)
+        assert node.state is NodeState.CONNECTING
+        started = time.monotonic()
+        assert c.close(5) is True
+        assert time.monotonic() - started < 3
+    finally:
+        server.close()
+        acceptor.join(5)
+        for conn in accepted:
+            conn.close()

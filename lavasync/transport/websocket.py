@@ -54,15 +54,24 @@ class WebSocketConnection:
     """One open WebSocket to a node. ``recv`` belongs to one reader thread; ``abort``, ``ping``
     and ``close`` may be called from any thread (websocket-client's multithread mode)."""
 
-    def __init__(self, ws: Any, resumed_header: Optional[bool]) -> None:
-        self._ws = ws
+    def __init__(self) -> None:
+        self._ws: Any = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         #: ``Session-Resumed`` from the 101 response (None if the server did not send it).
-        self.resumed_header = resumed_header
+        self.resumed_header: Optional[bool] = None
         self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None  # the raw TCP socket, once connected
+        self._aborted = False
 
     @classmethod
-    def open(
-        cls,
+    def open(cls, url: str, **options: Any) -> WebSocketConnection:
+        """Create and :meth:`connect` in one step."""
+        conn = cls()
+        conn.connect(url, **options)
+        return conn
+
+    def connect(
+        self,
         url: str,
         *,
         password: str,
@@ -70,8 +79,9 @@ class WebSocketConnection:
         client_name: str,
         session_id: Optional[str] = None,
         timeout: float = 10.0,
-    ) -> WebSocketConnection:
-        """Connect and complete the handshake, or raise a lavasync error.
+    ) -> None:
+        """Connect and complete the handshake, or raise a lavasync error. :meth:`abort` from
+        another thread interrupts the handshake.
 
         401 → :class:`AuthenticationError`; other refused handshakes → :class:`RestError`;
         unreachable → :class:`ConnectionFailedError`; too slow → :class:`LavasyncTimeoutError`.
@@ -83,15 +93,10 @@ class WebSocketConnection:
         ]
         if session_id:
             headers.append(f"Session-Id: {session_id}")
+        ws = self._ws
+        sock = self._open_socket(url, timeout)
         try:
-            ws = websocket.create_connection(
-                url,
-                timeout=timeout,
-                header=headers,
-                skip_utf8_validation=True,
-                enable_multithread=True,
-                suppress_origin=True,
-            )
+            ws.connect(url, socket=sock, timeout=timeout, header=headers, suppress_origin=True)
         except websocket.WebSocketBadStatusException as exc:
             status = int(exc.status_code)
             body = exc.resp_body.decode("utf-8", "replace") if exc.resp_body else ""
@@ -109,10 +114,39 @@ class WebSocketConnection:
             raise LavasyncTimeoutError(f"WebSocket handshake with {url} timed out") from None
         except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError) as exc:
             raise ConnectionFailedError(f"cannot open WebSocket {url}: {exc}") from None
+        finally:
+            if not ws.connected:
+                sock.close()
         headers_in = ws.getheaders() or {}
         raw = headers_in.get("session-resumed")
-        resumed = None if raw is None else str(raw).strip().lower() == "true"
-        return cls(ws, resumed)
+        self.resumed_header = None if raw is None else str(raw).strip().lower() == "true"
+
+    def _open_socket(self, url: str, timeout: float) -> socket.socket:
+        """TCP (and TLS for wss) to the node; registered before the handshake so that
+        :meth:`abort` can interrupt it at any point."""
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        host = parts.hostname or ""
+        try:
+            port = parts.port or (443 if secure else 80)
+            raw = socket.create_connection((host, port), timeout=timeout)
+        except (socket.timeout, TimeoutError):
+            raise LavasyncTimeoutError(f"connecting to {url} timed out") from None
+        except (OSError, ValueError) as exc:
+            raise ConnectionFailedError(f"cannot open WebSocket {url}: {exc}") from None
+        with self._lock:
+            if self._aborted:
+                raw.close()
+                raise ConnectionFailedError(f"connecting to {url} was aborted")
+            self._sock = raw
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not secure:
+            return raw
+        try:
+            return ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+        except (OSError, ssl.SSLError) as exc:
+            raw.close()
+            raise ConnectionFailedError(f"TLS with {url} failed: {exc}") from None
 
     def set_timeout(self, timeout: Optional[float]) -> None:
         """Receive timeout for :meth:`recv` (None blocks)."""
@@ -148,10 +182,18 @@ class WebSocketConnection:
             return False
 
     def abort(self) -> None:
-        """Wake a ``recv`` blocked in another thread: shut the TCP socket down at once."""
+        """Wake a ``recv`` or a handshake blocked in another thread: shut the socket down.
+
+        Before the TCP connection exists, the connect that follows fails at once instead.
+        """
+        with self._lock:
+            self._aborted = True
+            sock = self._sock
+        if sock is None:
+            return
         try:
-            self._ws.abort()
-        except (OSError, AttributeError):
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -164,10 +206,10 @@ class WebSocketConnection:
             self._ws.send_close(code, reason.encode("utf-8"))
         except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError):
             pass
-        try:
-            self._ws.shutdown()
-        except (OSError, AttributeError):
-            pass
+        with self._lock:
+            sock = self._sock
+        if sock is not None:
+            sock.close()
 
 
 def _parse_close(data: bytes) -> tuple[Optional[int], str]:
