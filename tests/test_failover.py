@@ -255,10 +255,9 @@ def test_move_players_to_a_chosen_node(cluster: Cluster) -> None:
 @pytest.mark.parametrize("expired", [False, True])
 def test_a_restarted_client_takes_its_players_back(tmp_path: Path, expired: bool) -> None:
     store = JsonFileStore(tmp_path / "lavasync-state.json")
-    with (
-        FakeNode(stats_interval=30.0, player_update_interval=0.2) as fake,
-        FakeGateway(USER_ID) as gateway,
-    ):
+    with ExitStack() as stack:
+        fake = stack.enter_context(FakeNode(stats_interval=30.0, player_update_interval=0.2))
+        gateway = stack.enter_context(FakeGateway(USER_ID))
         first = Client(USER_ID, gateway.hook, state_store=store)
         gateway.deliver = first.handle_gateway
         node = first.add_node("main", fake.uri, password=fake.password, resume_timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -53,10 +54,9 @@ class Env:
 
 @pytest.fixture
 def env() -> Iterator[Env]:
-    with (
-        FakeNode(stats_interval=1.0, player_update_interval=0.1) as fake,
-        FakeGateway(USER_ID) as gateway,
-    ):
+    with ExitStack() as stack:
+        fake = stack.enter_context(FakeNode(stats_interval=1.0, player_update_interval=0.1))
+        gateway = stack.enter_context(FakeGateway(USER_ID))
         client = Client(USER_ID, gateway.hook)
         gateway.deliver = client.handle_gateway
         try:
