@@ -73,12 +73,18 @@ def _local_node() -> Iterator[tuple[str, str, Any]]:
 
 
 def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
-    """Run the demo; returns the exit code."""
+    """Run the demo; returns the exit code (1 with one ``error`` line if the node fails us)."""
+    from .errors import LavasyncError
+
     say = _Out(out or sys.stdout)
-    if args.uri:
-        return _run_against(args.uri, args.password, args.user_id, args.search, None, say=say)
-    with _local_node() as (uri, password, local):
-        return _run_against(uri, password, DEMO_USER_ID, None, local, say=say)
+    try:
+        if args.uri:
+            return _run_against(args.uri, args.password, args.user_id, args.search, None, say=say)
+        with _local_node() as (uri, password, local):
+            return _run_against(uri, password, DEMO_USER_ID, None, local, say=say)
+    except LavasyncError as exc:
+        say("error", f"{type(exc).__name__}: {exc}")
+        return 1
 
 
 def _run_against(

@@ -162,3 +162,14 @@ def test_python_m_lavasync_demo() -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     check_local_run(proc.stdout)
     assert proc.stderr == ""
+
+
+def test_demo_with_a_wrong_password_says_why_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with FakeNode(password="right") as fake:
+        code = _demo.run(demo_args("--uri", fake.uri, "--password", "wrong"))
+    assert code == 1
+    steps = parse(capsys.readouterr().out)
+    assert steps[-1][0] == "error"
+    assert steps[-1][1].startswith("AuthenticationError")
