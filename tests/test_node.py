@@ -429,3 +429,23 @@ def test_close_interrupts_a_handshake_that_never_gets_an_answer() -> None:
         acceptor.join(5)
         for conn in accepted:
             conn.close()
+
+
+def test_a_call_on_a_node_that_stays_down_raises_node_unavailable(
+    fake: FakeNode, client: Client
+) -> None:
+    node = add(client, fake)
+    client.wait_ready(5)
+    player = client.player(31)
+    fake.refuse_connections(True)
+    fake.drop_connections()
+    wait_event(client, NodeDisconnectedEvent)
+    fake.clear_requests()
+    started = time.monotonic()
+    with pytest.raises(lavasync.NodeUnavailableError):
+        player.set_volume(10, timeout=0.5)
+    assert time.monotonic() - started < 3
+    assert [r for r in fake.requests if r.method == "PATCH"] == []
+    with pytest.raises(lavasync.NodeUnavailableError):
+        client.best_node()
+    assert node.state is not NodeState.READY
