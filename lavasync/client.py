@@ -28,7 +28,6 @@ from .errors import (
     ClientClosedError,
     LavasyncError,
     LavasyncTimeoutError,
-    LoadError,
     NodeUnavailableError,
 )
 from .models import LoadResult, PlayerInfo, Track, snowflake
@@ -429,12 +428,7 @@ class Client:
         if not isinstance(identifier, str) or not identifier.strip():
             raise ValueError("identifier must be a non-empty string")
         target = self._rest_node(node)
-        result = target.rest.load_tracks(identifier, timeout=timeout)
-        if raise_on_error and result.load_type == "error":
-            exc = result.exception
-            message = (exc.message if exc is not None else None) or "loading failed"
-            raise LoadError(message, exception=exc, identifier=identifier)
-        return result
+        return target.rest.load_tracks(identifier, raise_on_error=raise_on_error, timeout=timeout)
 
     def decode_tracks(self, encoded: Sequence[str], *, node: Optional[Node] = None) -> list[Track]:
         """Decode tracks on a node (``POST /v4/decodetracks``). See also lavasync.decode_track."""

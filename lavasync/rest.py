@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
 from urllib.parse import quote
 
-from .errors import LoadError, RestError
+from .errors import RestError
 from .models import (
     UNSET,
     Info,
@@ -196,10 +196,8 @@ class RestClient:
             trace=trace,
         )
         result: LoadResult = _decode("GET", "/v4/loadtracks", data, _DECODE_LOAD)
-        if raise_on_error and result.load_type == "error":
-            exc = result.exception
-            message = getattr(exc, "message", None) or "loading failed"
-            raise LoadError(message, exception=exc, identifier=identifier)
+        if raise_on_error:
+            result.raise_for_error(identifier)
         return result
 
     def decode_track(

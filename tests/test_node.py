@@ -449,3 +449,14 @@ def test_a_call_on_a_node_that_stays_down_raises_node_unavailable(
     with pytest.raises(lavasync.NodeUnavailableError):
         client.best_node()
     assert node.state is not NodeState.READY
+
+
+def test_client_load_returns_results_or_raises_load_error(fake: FakeNode, client: Client) -> None:
+    add(client, fake)
+    client.wait_ready(5)
+    assert client.load("fake:error").load_type == "error"
+    with pytest.raises(lavasync.LoadError) as info:
+        client.load("fake:error", raise_on_error=True)
+    assert info.value.identifier == "fake:error"
+    assert info.value.exception is not None
+    assert len(client.load("fake:playlist:5").tracks) == 5
