@@ -325,3 +325,17 @@ def test_a_corrupt_json_store_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="not valid JSON"):
         JsonFileStore(path).load()
+
+
+def test_remove_node_moves_its_players_first(cluster: Cluster) -> None:
+    cluster.add_nodes()
+    expected = start_players(cluster, "a", 2)
+    cluster.client.remove_node("a")
+    assert [n.name for n in cluster.client.nodes] == ["b", "c"]
+    for guild in expected:
+        player = cluster.client.get_player(guild)
+        assert player is not None
+        assert player.node.name in {"b", "c"}
+        assert cluster.server_player(player.node.name, guild) is not None
+    with pytest.raises(ValueError):
+        cluster.client.remove_node("a")

@@ -400,3 +400,39 @@ def test_a_lost_node_with_no_other_node_leaves_voice_for_its_guilds() -> None:
         finally:
             fake.refuse_connections(False)
             assert client.close(5)
+
+
+def test_move_to_another_channel_re_patches_voice(env: Env) -> None:
+    player = env.client.player(GUILD)
+    player.connect(CHANNEL, self_deaf=True)
+    player.move_to(OTHER_CHANNEL)
+    assert env.gateway.sent[-1][1]["d"] == {
+        "guild_id": str(GUILD),
+        "channel_id": str(OTHER_CHANNEL),
+        "self_mute": False,
+        "self_deaf": True,
+    }
+    assert env.voice_patches()[-1].json["voice"]["channelId"] == str(OTHER_CHANNEL)
+    assert player.channel_id == OTHER_CHANNEL
+
+
+def test_update_filters_keeps_the_others_and_stop_ends_the_track(env: Env) -> None:
+    player = env.client.player(GUILD)
+    player.connect(CHANNEL)
+    track = env.fake.add_track("Long", length=600_000)
+    player.play(track["encoded"])
+    player.set_filters(Filters(volume=0.8, timescale=Timescale(speed=1.1)))
+    player.update_filters(rotation=None, timescale=Timescale(pitch=1.2))
+    sent = env.fake.requests[-1].json["filters"]
+    assert sent["volume"] == 0.8
+    assert sent["timescale"]["pitch"] == 1.2
+    assert player.filters.volume == 0.8
+    player.update_filters(timescale=None)
+    assert "timescale" not in env.fake.requests[-1].json["filters"]
+    with pytest.raises(ValueError):
+        player.update_filters(timescale=Timescale(rate=-1.0))
+    info = player.stop()
+    assert info.track is None
+    end = player.wait_for_track_end(5)
+    assert end.reason == "stopped"
+    assert not end.may_start_next
