@@ -67,6 +67,7 @@ class VoiceConnection:
         self._patching = False  # a PATCH is in flight
         self._rejoin_pending = False
         self._cancelled: Optional[str] = None
+        self._leaving = False  # we sent OP 4 with channel_id null: the null update is ours
 
     @property
     def complete(self) -> bool:
@@ -102,6 +103,7 @@ class VoiceConnection:
         with self._lock:
             self._requested = channel_id
             self._joining = True
+            self._leaving = False
             self._cancelled = None
             self.self_deaf = bool(self_deaf)
             self.self_mute = bool(self_mute)
@@ -152,6 +154,7 @@ class VoiceConnection:
         if was_in is None:
             with self._lock:
                 self.session_id = self.channel_id = None
+                self._leaving = True
                 if not had_server:
                     self.token = self.endpoint = None
             try:
@@ -167,6 +170,7 @@ class VoiceConnection:
             self.session_id = None
             self.token = self.endpoint = None
             self._sent = None
+            self._leaving = True
             deaf, mute = self.self_deaf, self.self_mute
         self._client._send_op4(self._player.guild_id, None, deaf, mute)
 
@@ -229,14 +233,15 @@ class VoiceConnection:
         raw_channel = data.get("channel_id")
         if raw_channel is None:
             with self._lock:
-                requested = self._requested
+                ours = self._requested is not None or self._leaving
+                self._leaving = False
                 self.channel_id = None
                 self.session_id = None
                 self.token = self.endpoint = None
                 self._sent = None
                 self._cond.notify_all()
-            if requested is None:
-                self._client._on_voice_left(self._player)
+            if not ours:
+                self._client._on_voice_left(self._player)  # kicked, or the channel is gone
             return
         try:
             channel = int(raw_channel)

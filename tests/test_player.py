@@ -111,6 +111,15 @@ def test_connect_timeout_names_the_missing_update_and_leaves_no_half_state(env: 
     assert env.voice_patches() == []
     assert env.gateway.sent[-1][1]["d"]["channel_id"] is None  # left again
     assert player.channel_id is None
+    # Discord's answer to our own leave is not a kick: the player stays usable
+    wait_until(lambda: len(env.gateway.delivered) >= 2)
+    fence = threading.Event()
+    env.client._call_soon(fence.set)
+    assert fence.wait(5)
+    assert not player.destroyed
+    env.gateway.missing = set()
+    player.connect(CHANNEL, timeout=5)
+    assert player.connected
 
 
 def test_region_move_and_channel_move_re_patch_voice(env: Env) -> None:
