@@ -16,6 +16,7 @@ States: a Client is open from construction until :meth:`close`; after that every
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +40,7 @@ from .models.events import (
 )
 from .node import Backoff, Node, NodeState
 from .player import Player
-from .store import FORMAT_VERSION, MemoryStore, StateStore
+from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, StateStore
 from .voice import endpoint_region
 
 __all__ = ["Client", "default_penalty", "region_of"]
@@ -158,7 +159,9 @@ class Client:
     Thread-safe: every method may be called from any thread. Listeners run on the dispatcher
     thread; :meth:`poll` may be called from any number of threads (each event goes to one).
 
-    ``send_gateway(guild_id, payload)`` is the host's hook for OP 4 payloads
+    ``state_store`` (a :class:`~lavasync.store.StateStore` or a JSON file path; in memory by
+    default) keeps session ids and player state so that a restarted process takes its players
+    back. ``send_gateway(guild_id, payload)`` is the host's hook for OP 4 payloads
     (``{"op": 4, "d": {...}}``); it is called on the thread that asked for the voice change (or
     the dispatcher thread for automatic rejoins). The host writes it to the shard that owns the
     guild. Feed every gateway dispatch to :meth:`handle_gateway`.
@@ -178,7 +181,7 @@ class Client:
         listener_error_hook: Optional[Callable[[BaseException, Any, Any], Any]] = None,
         move_concurrency: int = 8,
         lost_player_timeout: float = 60.0,
-        state_store: Optional[StateStore] = None,
+        state_store: Union[StateStore, str, os.PathLike[str], None] = None,
         save_interval: float = 5.0,
     ) -> None:
         self.user_id = snowflake(user_id, "user_id")
@@ -206,15 +209,21 @@ class Client:
         self._closed = False
         self._listeners = ListenerRegistry()
         self._dispatcher = Dispatcher(self._listeners, error_hook=listener_error_hook)
-        self._dispatcher.start()
         self._poll: Optional[EventBuffer] = EventBuffer(event_buffer_size) if poll_events else None
         self._lost: dict[str, float] = {}  # node name -> when its session was lost
-        self.state_store: StateStore = state_store if state_store is not None else MemoryStore()
+        if state_store is None:
+            state_store = MemoryStore()
+        elif isinstance(state_store, (str, os.PathLike)):
+            state_store = JsonFileStore(state_store)
+        elif not isinstance(state_store, StateStore):
+            raise ValueError("state_store is a StateStore, a JSON file path, or None")
+        self.state_store: StateStore = state_store
         self.save_interval = save_interval
         self._stored = self.state_store.load()  # what an earlier client left (ValueError if bad)
         self._dirty = False
         self._saved_at = 0.0
         self._save_lock = threading.Lock()
+        self._dispatcher.start()  # last: a constructor that raises leaves no thread behind
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -320,6 +320,14 @@ def test_memory_store_is_the_default_and_round_trips() -> None:
         assert isinstance(client.state_store, MemoryStore)
 
 
+def test_a_path_is_a_json_file_store(tmp_path: Path) -> None:
+    with Client(USER_ID, state_store=tmp_path / "s.json") as client:
+        assert isinstance(client.state_store, JsonFileStore)
+    assert JsonFileStore(tmp_path / "s.json").load()["players"] == []
+    with pytest.raises(ValueError):
+        Client(USER_ID, state_store=42)  # type: ignore[arg-type]
+
+
 def test_a_corrupt_json_store_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_text("{not json", encoding="utf-8")
