@@ -2,7 +2,8 @@
 others, against the same 1,000 PATCHes sent raw with the same concurrency in the same run.
 
 Run by hand: ``python bench/bench_failover.py [--players 1000] [--concurrency 8 16 32]
-[--rounds 2] [--voice both|on|off]``.
+[--rounds 2] [--voice both|on|off]``; ``--profile`` instead prints a cProfile of
+``client.move_player`` run one player at a time on the main thread.
 
 Three in-process FakeNodes (a, b, c) and one Client holding all three, each added with
 ``resume_timeout=1`` (a short resume window) and ``backoff=Backoff(initial=0.05, maximum=0.2)``.
