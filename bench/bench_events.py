@@ -517,15 +517,13 @@ def stage_costs(fake: Sender) -> str:
                 _per_frame(lambda: handle(data), batch, poll_buffer.drain),
             )
         )
+
+        def fill() -> None:
+            for _ in range(batch):
+                poll_buffer.put(event)
+
         rows.append(
-            (
-                "poll consumer: EventBuffer.get",
-                _per_frame(
-                    lambda: poll_buffer.get(0),
-                    batch,
-                    lambda: [poll_buffer.put(event) for _ in range(batch)],
-                ),
-            )
+            ("poll consumer: EventBuffer.get", _per_frame(lambda: poll_buffer.get(0), batch, fill))
         )
     finally:
         client.close()

@@ -235,7 +235,7 @@ def floor(
             for fake, _, _ in chunk:
                 if fake.name not in conns:
                     parts = urlsplit(fake.uri)
-                    conns[fake.name] = http.client.HTTPConnection(parts.hostname, parts.port)
+                    conns[fake.name] = http.client.HTTPConnection(fake.host, parts.port)
             barrier.wait()
             for fake, target, data in chunk:
                 conn = conns[fake.name]
