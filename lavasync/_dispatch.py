@@ -34,13 +34,13 @@ ErrorHook = Callable[[BaseException, Event, Listener], Any]
 _CLOSED = object()
 
 
-def _coalesce_key(event: Event) -> Optional[Hashable]:
+def _coalesce_key(event: Any) -> Optional[Hashable]:
     """The key under which an event may replace an older pending one, or None if it never may."""
     cls = type(event)
     if cls is PlayerUpdateEvent:
-        return ("u", id(event.node), event.guild_id)  # type: ignore[attr-defined]
+        return (id(event.node), event.guild_id)
     if cls is StatsEvent:
-        return ("s", id(event.node))
+        return id(event.node)
     return None
 
 
@@ -48,17 +48,23 @@ class EventBuffer:
     """A FIFO of events with a soft bound and latest-wins coalescing of high-volume events.
 
     Thread-safe: any number of producers and consumers. ``put`` never blocks.
+
+    Coalescing bookkeeping starts only once the buffer is half full, so the common case (a
+    consumer that keeps up) costs one append: below half, events are stored bare; above, a
+    coalescable event is stored in a one-item slot that a newer event for the same guild or
+    node may overwrite in place, keeping its place in the line.
     """
 
     def __init__(self, maxsize: int = 10_000) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
-        self._items: deque[list[Any]] = deque()
-        # The pending slot of each coalescable key: a slot is a one-item list that a newer event
-        # may overwrite in place, keeping its place in the queue.
-        self._pending: dict[Hashable, list[Any]] = {}
-        self._cond = threading.Condition(threading.Lock())
+        self._watermark = maxsize // 2
+        self._items: deque[Any] = deque()
+        self._pending: dict[Hashable, list[Any]] = {}  # key -> its slot still in the line
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0  # consumers blocked in get(): put() notifies only when there are some
         self._closed = False
         self.coalesced = 0  #: how many events were replaced by a newer one (for diagnostics)
 
@@ -67,42 +73,54 @@ class EventBuffer:
 
     def put(self, event: Any) -> None:
         """Add an event; never blocks. Under pressure a newer playerUpdate/stats replaces it."""
-        key = _coalesce_key(event) if isinstance(event, Event) else None
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
-            if key is not None:
-                slot = self._pending.get(key)
-                if slot is not None and len(self._items) >= self.maxsize:
-                    slot[0] = event
-                    self.coalesced += 1
-                    return
-                slot = [event, key]
-                self._pending[key] = slot
+            items = self._items
+            if len(items) >= self._watermark:
+                key = _coalesce_key(event)
+                if key is not None:
+                    slot = self._pending.get(key)
+                    if slot is not None and len(items) >= self.maxsize:
+                        slot[0] = event
+                        self.coalesced += 1
+                        return
+                    slot = [event, key]
+                    self._pending[key] = slot
+                    items.append(slot)
+                else:
+                    items.append(event)
             else:
-                slot = [event, None]
-            self._items.append(slot)
-            self._cond.notify()
+                items.append(event)
+            if self._waiting:
+                self._cond.notify()
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """The next event, or None after ``timeout`` seconds (None: wait forever) or when closed."""
         with self._cond:
-            if not self._items:
+            items = self._items
+            if not items:
                 if self._closed:
                     return None
-                self._cond.wait_for(lambda: self._items or self._closed, timeout)
-                if not self._items:
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: self._items or self._closed, timeout)
+                finally:
+                    self._waiting -= 1
+                if not items:
                     return None
-            slot = self._items.popleft()
-            key = slot[1]
-            if key is not None and self._pending.get(key) is slot:
-                del self._pending[key]
-            return slot[0]
+            item = items.popleft()
+            if type(item) is list:  # a coalescing slot (events are never lists)
+                key = item[1]
+                if self._pending.get(key) is item:
+                    del self._pending[key]
+                return item[0]
+            return item
 
     def drain(self) -> list[Any]:
         """Remove and return every pending event."""
-        with self._cond:
-            items = [slot[0] for slot in self._items]
+        with self._lock:
+            items = [item[0] if type(item) is list else item for item in self._items]
             self._items.clear()
             self._pending.clear()
             return items
@@ -196,8 +214,8 @@ class Dispatcher:
                 self._thread.start()
 
     def submit(self, event: Any) -> None:
-        """Queue an event for the listeners; cheap no-op when no listener is registered."""
-        if self.listeners:
+        """Queue an event for its listeners; a cheap no-op when nobody listens for its class."""
+        if self.listeners.for_event(event):
             self.buffer.put(event)
 
     def call_soon(self, fn: Callable[[], Any]) -> None:

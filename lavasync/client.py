@@ -208,7 +208,9 @@ class Client:
         self._ready_cond = threading.Condition(self._lock)
         self._closed = False
         self._listeners = ListenerRegistry()
-        self._dispatcher = Dispatcher(self._listeners, error_hook=listener_error_hook)
+        self._dispatcher = Dispatcher(
+            self._listeners, maxsize=event_buffer_size, error_hook=listener_error_hook
+        )
         self._poll: Optional[EventBuffer] = EventBuffer(event_buffer_size) if poll_events else None
         self._lost: dict[str, float] = {}  # node name -> when its session was lost
         if state_store is None:

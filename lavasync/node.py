@@ -51,6 +51,8 @@ __all__ = ["Backoff", "Node", "NodeState"]
 
 log = logging.getLogger("lavasync.node")
 
+_raw_decode = json.JSONDecoder().raw_decode
+
 
 class NodeState(enum.Enum):
     """Where a node's connection stands."""
@@ -429,8 +431,15 @@ class Node:
     def _handle_frame(self, data: Any) -> None:
         """Decode one frame and route it. Bad frames are logged and skipped."""
         try:
-            payload = json.loads(data)
-        except ValueError:
+            # str + the decoder's raw_decode: json.loads(bytes) sniffs the encoding on every call
+            text = data.decode() if type(data) is bytes else data
+            try:
+                payload, end = _raw_decode(text)
+            except ValueError:
+                payload = end = None
+            if end != len(text):
+                payload = json.loads(text)  # whitespace around it, or bad JSON: the full check
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError included
             log.warning("node %s sent a frame that is not JSON: %.200r", self.name, data)
             return
         if type(payload) is not dict or "op" not in payload:

@@ -187,8 +187,20 @@ class PlayerUpdateEvent(PlayerEvent):
     __slots__ = ("state",)
     _fields = ("guild_id", "state")
 
-    def __init__(self, guild_id: int, state: PlayerState, **kw: Any) -> None:
-        super().__init__(guild_id, **kw)
+    def __init__(
+        self,
+        guild_id: int,
+        state: PlayerState,
+        *,
+        node: Any = None,
+        replayed: bool = False,
+        raw: Optional[WireDict] = None,
+    ) -> None:
+        # Flat on purpose: one of these per player every few seconds, 50,000 in a burst.
+        self.node = node
+        self.replayed = replayed
+        self.raw = raw
+        self.guild_id = guild_id
         self.state = state
 
 
@@ -361,8 +373,12 @@ def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> 
     """
     op = data["op"]
     if op == "playerUpdate":
+        guild = data["guildId"]
         return PlayerUpdateEvent(
-            snowflake(data["guildId"], "guildId"),
+            # the usual case inline (a short decimal string); anything else gets the full check
+            int(guild)
+            if type(guild) is str and guild.isdigit() and len(guild) < 19 and guild.isascii()
+            else snowflake(guild, "guildId"),
             PlayerState.from_wire(data["state"]),
             node=node,
             replayed=replayed,

@@ -50,12 +50,53 @@ _BINARY = websocket.ABNF.OPCODE_BINARY
 _CLOSE = websocket.ABNF.OPCODE_CLOSE
 
 
+class _ReadAheadSocket:
+    """A socket whose ``recv`` reads ahead in 64 KiB chunks.
+
+    websocket-client asks for each frame's header and payload separately, which costs two
+    timed ``recv`` system calls per frame on a plain socket; this serves them from one read.
+    Everything else is the wrapped socket's.
+    """
+
+    __slots__ = ("_buf", "_pos", "_sock", "_timeout")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+        self._timeout = sock.gettimeout()
+
+    def recv(self, bufsize: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        if pos < len(buf):
+            end = pos + bufsize
+            self._pos = end
+            return buf[pos:end]
+        data = self._sock.recv(65536)
+        if len(data) <= bufsize:
+            return data
+        self._buf, self._pos = data, bufsize
+        return data[:bufsize]
+
+    def gettimeout(self) -> Optional[float]:
+        return self._timeout
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self._sock.settimeout(timeout)
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class WebSocketConnection:
-    """One open WebSocket to a node. ``recv`` belongs to one reader thread; ``abort``, ``ping``
-    and ``close`` may be called from any thread (websocket-client's multithread mode)."""
+    """One open WebSocket to a node. ``connect``, ``recv``, ``ping`` and ``close`` belong to one
+    thread (the node's reader); ``abort`` may be called from any thread."""
 
     def __init__(self) -> None:
-        self._ws: Any = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+        # Not websocket-client's multithread mode: every send (pong, ping, close) happens on
+        # the reader thread, and abort() works on the raw socket, so its locks are pure cost.
+        self._ws: Any = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
         #: ``Session-Resumed`` from the 101 response (None if the server did not send it).
         self.resumed_header: Optional[bool] = None
         self._closed = threading.Event()
@@ -141,12 +182,13 @@ class WebSocketConnection:
             self._sock = raw
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not secure:
-            return raw
+            return _ReadAheadSocket(raw)  # type: ignore[return-value]
         try:
-            return ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+            tls = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
         except (OSError, ssl.SSLError) as exc:
             raw.close()
             raise ConnectionFailedError(f"TLS with {url} failed: {exc}") from None
+        return _ReadAheadSocket(tls)  # type: ignore[return-value]
 
     def set_timeout(self, timeout: Optional[float]) -> None:
         """Receive timeout for :meth:`recv` (None blocks)."""
