@@ -34,12 +34,10 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import resource
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -50,6 +48,8 @@ import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _child import Child, announce  # noqa: E402
 
 import lavasync  # noqa: E402
 from lavasync._dispatch import EventBuffer  # noqa: E402
@@ -99,7 +99,7 @@ class Sender:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.fake: Optional[FakeNode] = None
-        self.process: Optional[subprocess.Popen[str]] = None
+        self.child: Optional[Child] = None
         if mode == "thread":
             self.fake = FakeNode(stats_interval=3600, player_update_interval=3600).start()
             self.uri, self.ws_uri, self.password = (
@@ -108,45 +108,29 @@ class Sender:
                 self.fake.password,
             )
             return
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        info = json.loads(self._readline())
+        self.child = Child(__file__)
+        info = self.child.info
         self.uri, self.ws_uri, self.password = info["uri"], info["ws_uri"], info["password"]
-
-    def _readline(self) -> str:
-        assert self.process is not None and self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the FakeNode child process died")
-        return line
 
     def timed_burst(self, session_id: str, shape: Shape, consume: Callable[[], float]) -> float:
         """Start a burst; ``consume()`` returns the perf_counter time at which it saw the last
         frame. Returns seconds from the burst call to that moment."""
         if self.fake is not None:
             return timed_burst(self.fake, session_id, shape, consume)
-        assert self.process is not None and self.process.stdin is not None
+        assert self.child is not None
         command = {"sid": session_id, "guilds": shape.guild_ids, "per_guild": shape.per_guild}
         start = time.perf_counter()
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
+        self.child.send(command)
         end = consume()
-        if self._readline().strip() != "ok":
+        if self.child.readline().strip() != "ok":
             raise RuntimeError("the FakeNode child process failed a burst")
         return end - start
 
     def close(self) -> None:
         if self.fake is not None:
             self.fake.close()
-        if self.process is not None and self.process.stdin is not None:
-            self.process.stdin.close()
-            self.process.wait(10)
+        if self.child is not None:
+            self.child.close()
 
 
 def serve() -> None:
@@ -154,7 +138,7 @@ def serve() -> None:
     per JSON command line on stdin (answering ``ok``) until stdin closes."""
     with FakeNode(stats_interval=3600, player_update_interval=3600) as fake:
         info = {"uri": fake.uri, "ws_uri": fake.ws_uri, "password": fake.password}
-        print(json.dumps(info), flush=True)
+        announce(info)
         for line in sys.stdin:
             command = json.loads(line)
             send_shape(fake, command["sid"], command["guilds"], command["per_guild"])

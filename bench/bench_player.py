@@ -29,9 +29,7 @@ import gc
 import http.client
 import json
 import linecache
-import os
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -41,6 +39,8 @@ from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _child import Child, announce  # noqa: E402
 
 import lavasync  # noqa: E402
 from lavasync.models import UpdatePlayer  # noqa: E402
@@ -60,30 +60,20 @@ def serve() -> None:
     with FakeNode(stats_interval=3600, player_update_interval=3600) as fake:
         track = fake.add_track("Bench Track", identifier="bench-track", length=3_600_000)
         info = {"uri": fake.uri, "password": fake.password, "track": track["encoded"]}
-        print(json.dumps(info), flush=True)
+        announce(info)
         sys.stdin.read()
 
 
 class ChildNode:
     def __init__(self) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.process.stdout is not None
-        info = json.loads(self.process.stdout.readline())
+        self.child = Child(__file__)
+        info = self.child.info
         self.uri: str = info["uri"]
         self.password: str = info["password"]
         self.track: str = info["track"]
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(10)
+        self.child.close()
 
 
 # --------------------------------------------------------------------------- (a) memory

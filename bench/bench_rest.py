@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -34,6 +32,8 @@ import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _child import Child, announce  # noqa: E402
 
 from lavasync.models import LoadResult, UpdatePlayer  # noqa: E402
 from lavasync.rest import RestClient  # noqa: E402
@@ -64,7 +64,7 @@ def serve() -> None:
         }
         fake.set_load_result("bench-playlist", playlist)
         address = {"uri": fake.uri, "ws_uri": fake.ws_uri, "password": fake.password}
-        print(json.dumps(address), flush=True)
+        announce(address)
         sys.stdin.read()
 
 
@@ -72,16 +72,8 @@ class Node:
     """The FakeNode child process and a WebSocket session held open on it."""
 
     def __init__(self) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.process.stdout is not None
-        info = json.loads(self.process.stdout.readline())
+        self.child = Child(__file__)
+        info = self.child.info
         self.uri: str = info["uri"]
         self.password: str = info["password"]
         self.ws = websocket.create_connection(
@@ -113,9 +105,7 @@ class Node:
     def close(self) -> None:
         self.ws.close()
         self._drain.join(5)
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(10)
+        self.child.close()
 
 
 class RawClient:
