@@ -55,6 +55,7 @@ import lavasync  # noqa: E402
 from lavasync._dispatch import EventBuffer  # noqa: E402
 from lavasync.models.events import PlayerUpdateEvent, UnknownEvent, parse_event  # noqa: E402
 from lavasync.testing import FakeNode  # noqa: E402
+from lavasync.transport.websocket import _ReadAheadSocket  # noqa: E402
 
 TARGET = 2.0
 USER_ID = 170939974227591168
@@ -227,15 +228,11 @@ class Result:
 class CallbackClient:
     """``Client(poll_events=False)`` and a counting listener on the dispatcher thread."""
 
-    def __init__(
-        self, fake: Sender, shape: Shape, buffer_size: int, dispatcher_size: Optional[int]
-    ) -> None:
+    def __init__(self, fake: Sender, shape: Shape, buffer_size: int) -> None:
+        # event_buffer_size sizes the dispatcher's buffer too (poll is off here)
         self.client = lavasync.Client(
             USER_ID, client_name=CLIENT_NAME, poll_events=False, event_buffer_size=buffer_size
         )
-        if dispatcher_size is not None:
-            # Private: Client has no knob for the dispatcher's buffer (see bench/README.md).
-            self.client._dispatcher.buffer.maxsize = dispatcher_size
         node = self.client.add_node("fake", fake.uri, password=fake.password)
         self.client.wait_ready(10)
         for guild in shape.guild_ids:
@@ -373,14 +370,15 @@ def _server_frame(payload: bytes) -> bytes:
     return bytes((0x81, len(payload))) + payload
 
 
-def _socket_ws(multithread: bool) -> tuple[Any, socket.socket]:
-    """A websocket-client WebSocket reading from one end of a socketpair (no handshake)."""
+def _socket_ws(read_ahead: bool) -> tuple[Any, socket.socket]:
+    """A websocket-client WebSocket reading from one end of a socketpair (no handshake);
+    ``read_ahead``: through the read-ahead socket lavasync's WebSocketConnection uses."""
     a, b = socket.socketpair()
     for sock in (a, b):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=multithread)
-    ws.sock = a
+    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
+    ws.sock = _ReadAheadSocket(a) if read_ahead else a
     ws.connected = True
     return ws, b
 
@@ -418,7 +416,7 @@ def stage_costs(fake: Sender) -> str:
     )
     rows.append(
         (
-            "recv_data(control_frame=True), multithread lock (*)",
+            "recv_data(control_frame=True), read-ahead socket (*)",
             _per_frame(
                 lambda: ws_locked.recv_data(control_frame=True),
                 batch,
@@ -590,14 +588,7 @@ def main() -> None:
             raw = RawReader(fake)
             variants: list[tuple[str, Any]] = [
                 ("floor: websocket recv + json.loads", raw),
-                (
-                    f"callback, event_buffer_size={big}",
-                    CallbackClient(fake, shape, big, None),
-                ),
-                (
-                    f"callback, dispatcher buffer {big} (*)",
-                    CallbackClient(fake, shape, big, big),
-                ),
+                (f"callback, event_buffer_size={big}", CallbackClient(fake, shape, big)),
                 (f"poll, event_buffer_size={big}", PollClient(fake, shape, big)),
                 ("poll, default event_buffer_size", PollClient(fake, shape, 10_000)),
                 (
@@ -644,8 +635,7 @@ def main() -> None:
                 consumer.close()
             print()
         print(
-            "(*) Client(event_buffer_size=...) sizes only the poll buffer; this row sets the "
-            "dispatcher's buffer size by hand.\n(**) polls only after the reader took the whole "
+            "(**) polls only after the reader took the whole "
             "burst; its time is not a throughput figure.\n'coalesced' is per round; "
             "'cpu us' is this process's CPU (user + system) per frame and 'sw/frame' its\n"
             "voluntary context switches per frame, both in the best round.\n"
