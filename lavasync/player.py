@@ -306,8 +306,9 @@ class Player:
         A filter given as None is switched off.
         """
         with self._call(timeout):
-            filters = self._filters.replace(**changes)
-            return self._update_locked(UpdatePlayer(filters=filters), timeout=timeout)
+            update = UpdatePlayer(filters=self._filters.replace(**changes))
+            update.validate()
+            return self._update_locked(update, timeout=timeout)
 
     def clear_filters(self, *, timeout: Optional[float] = None) -> PlayerInfo:
         return self.set_filters(Filters(), timeout=timeout)
@@ -461,8 +462,8 @@ class Player:
         timeout: Optional[float] = None,
         play: bool = False,
     ) -> PlayerInfo:
-        """PATCH with the call lock held; apply the answer, or re-read the player on failure."""
-        update.validate()
+        """PATCH with the call lock held (``update`` already validated); apply the answer, or
+        re-read the player on failure."""
         self._check_alive()
         node = self._node
         limit = self._client.call_timeout if timeout is None else timeout
