@@ -27,7 +27,7 @@ from lavasync.models import (
     snowflake,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "lavalink-v4" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "lavalink-v4" / "examples"
 if not EXAMPLES.is_dir():
     EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "lavalink-v4" / "examples"
 

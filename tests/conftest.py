@@ -13,11 +13,10 @@ import pytest
 
 from lavasync.node import Backoff
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "lavalink-v4"
-if not SHARED.is_dir():  # a checkout with shared/ beside the repo, or a vendored copy in tests/
-    SHARED = Path(__file__).resolve().parent / "data" / "lavalink-v4"
-EXAMPLES = SHARED / "examples"
-VECTORS = SHARED / "track_vectors.json"
+#: Protocol data copied into the repository (tests/data/README.md says where it came from).
+DATA = Path(__file__).resolve().parent / "data" / "lavalink-v4"
+EXAMPLES = DATA / "examples"
+VECTORS = DATA / "track_vectors.json"
 
 
 #: The bot user id the client tests use.
