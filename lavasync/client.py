@@ -2,12 +2,18 @@
 
 Threads (all named, all joined by :meth:`Client.close`):
 
-* the caller's threads run REST calls and the ``send_gateway`` hook;
+* the caller's threads run their own REST calls and, for their own voice changes, the
+  ``send_gateway`` hook;
 * one reader thread per node (``lavasync-ws-<node>``) decodes frames, updates state and queues
-  events; it never runs user code;
-* one dispatcher thread (``lavasync-dispatch``) runs listeners and internal follow-ups that must
-  not block the reader or the host's gateway thread (voice PATCHes for region moves, rejoins);
-* moving players off a lost node uses a short-lived pool (``lavasync-move-*``), joined per move.
+  events; nothing else (no REST, no user code);
+* one dispatcher thread (``lavasync-dispatch``) runs listeners;
+* worker threads (``lavasync-worker-*``, at most 8, started on demand, gone when idle) run what
+  follows from events with no caller: session set-up after ``ready``, re-syncs, lost-player
+  expiry (the OP 4 hook), voice follow-ups; rebuilds and moves run in parallel on
+  ``lavasync-move-*`` threads (at most ``move_concurrency``).
+
+Where a player lives (its node) is changed only through :class:`~lavasync._placement.Placement`,
+serialised per player.
 
 States: a Client is open from construction until :meth:`close`; after that every call raises
 :class:`~lavasync.errors.ClientClosedError`.
@@ -20,11 +26,14 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from . import __version__
 from ._dispatch import Dispatcher, EventBuffer, ListenerRegistry
+from ._placement import Placement
+from ._workers import WorkerPool
 from .errors import (
     ClientClosedError,
     LavasyncError,
@@ -32,15 +41,11 @@ from .errors import (
     NodeUnavailableError,
 )
 from .models import LoadResult, PlayerInfo, Track, snowflake
-from .models.events import (
-    Event,
-    PlayerDestroyedEvent,
-    PlayerEvent,
-    PlayerMovedEvent,
-)
+from .models.events import Event, PlayerEvent
 from .node import Backoff, Node, NodeState
 from .player import Player
 from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, StateStore
+from .transport.rest import READER_PREFIX
 from .voice import endpoint_region
 
 __all__ = ["Client", "default_penalty", "region_of"]
@@ -134,10 +139,11 @@ def default_penalty(node: Node) -> float:
     * frames: ``deficit`` and ``nulled`` are per-player averages out of 3,000 frames a minute
       (null when unknown): each scaled to 0..1 of a minute, then weighted like the CPU term.
 
-    Nodes that are not ready, or have no stats yet, come last (``inf``).
+    Nodes that are not ready, or whose stats are missing or stale (none for 2 x
+    ``stats_interval``), come last (``inf``).
     """
     stats = node.stats
-    if not node.available or stats is None:
+    if not node.available or stats is None or node.stats_stale:
         return float("inf")
     players = stats.playing_players + node.recent_players
     load = min(max(stats.cpu.system_load, 0.0), 1.0)
@@ -179,8 +185,8 @@ class Client:
         penalty: Optional[Penalty] = None,
         destroy_on_kick: bool = True,
         listener_error_hook: Optional[Callable[[BaseException, Any, Any], Any]] = None,
-        move_concurrency: int = 8,
-        lost_player_timeout: float = 60.0,
+        move_concurrency: int = 128,
+        lost_player_timeout: float = 30.0,
         state_store: Union[StateStore, str, os.PathLike[str], None] = None,
         save_interval: float = 5.0,
     ) -> None:
@@ -195,6 +201,8 @@ class Client:
             raise ValueError("call_timeout must be > 0 or None")
         if move_concurrency < 1:
             raise ValueError("move_concurrency must be >= 1")
+        if lost_player_timeout < 0:
+            raise ValueError("lost_player_timeout must be >= 0")
         self.client_name = client_name or f"lavasync/{__version__}"
         self.send_gateway = send_gateway
         self.call_timeout = call_timeout
@@ -225,6 +233,9 @@ class Client:
         self._dirty = False
         self._saved_at = 0.0
         self._save_lock = threading.Lock()
+        self._placement = Placement(self)
+        self._workers = WorkerPool("lavasync-worker", 8)
+        self._movers = WorkerPool("lavasync-move", move_concurrency)
         self._dispatcher.start()  # last: a constructor that raises leaves no thread behind
 
     # ------------------------------------------------------------------ lifecycle
@@ -243,8 +254,11 @@ class Client:
         """Stop every thread and close every connection. Idempotent.
 
         Players keep playing on the server until their session's resume timeout (use
-        ``destroy``/``disconnect`` first to stop them). Returns True if every thread exited in
-        ``timeout`` seconds.
+        ``destroy``/``disconnect`` first to stop them). REST calls in flight are aborted: their
+        callers get :class:`~lavasync.errors.ClientClosedError` at once, and so does every
+        caller that waits for a node or a player. Returns True if every lavasync thread exited
+        within ``timeout`` seconds (always, unless a listener or the ``send_gateway`` hook is
+        blocked).
         """
         with self._lock:
             if self._closed:
@@ -254,9 +268,13 @@ class Client:
             self._ready_cond.notify_all()
         deadline = time.monotonic() + timeout
         self.save_state()
+        for node in nodes:
+            node.rest.close()  # first: wakes every call in flight, the workers' included
         exited = True
         for node in nodes:
             exited &= node.close(max(0.1, deadline - time.monotonic()))
+        exited &= self._movers.close(max(0.1, deadline - time.monotonic()))
+        exited &= self._workers.close(max(0.1, deadline - time.monotonic()))
         for player in list(self._players.values()):
             player._mark_destroyed("closed")
         if self._poll is not None:
@@ -339,7 +357,7 @@ class Client:
         with self._lock:
             self._nodes.pop(name, None)
         for player in self._players_on(node):
-            self._destroy_player(player, "node removed", timeout=timeout)
+            self._placement.destroy(player, "node removed", timeout=timeout)
         node.close(timeout)
 
     @property
@@ -492,21 +510,7 @@ class Client:
             return [p for p in self._players.values() if p._node is node]
 
     def _destroy_player(self, player: Player, reason: str, *, timeout: Optional[float]) -> None:
-        with self._lock:
-            if self._players.get(player.guild_id) is player:
-                del self._players[player.guild_id]
-            already = player.destroyed
-        player._mark_destroyed(reason)
-        if already:
-            return
-        node = player._node
-        try:
-            if node.available and node.session_id:
-                node.rest.destroy_player(node.session_id, player.guild_id, timeout=timeout)
-        except LavasyncError as exc:
-            log.warning("guild %s: DELETE player on %s failed: %s", player.guild_id, node.name, exc)
-        self._state_changed()
-        self._emit(PlayerDestroyedEvent(player.guild_id, reason, node=node))
+        self._placement.destroy(player, reason, timeout=timeout)
 
     # ------------------------------------------------------------------ voice / gateway
 
@@ -555,6 +559,8 @@ class Client:
         self, guild_id: int, channel_id: Optional[int], self_deaf: bool, self_mute: bool
     ) -> None:
         hook = self.send_gateway
+        if threading.current_thread().name.startswith(READER_PREFIX):
+            raise RuntimeError("the send_gateway hook is never called on a node's reader thread")
         if hook is None:
             raise LavasyncError(
                 "no send_gateway hook: pass Client(send_gateway=...) to join voice channels"
@@ -582,13 +588,11 @@ class Client:
         except NodeUnavailableError:
             return
         if target is not player._node:
-            with player._lock:
-                player._node = target
-            target.recent_players += 1
+            self._placement.place_by_region(player, target)
 
     def _call_soon(self, fn: Callable[[], Any]) -> None:
-        """Run an internal follow-up on the dispatcher thread."""
-        self._dispatcher.call_soon(fn)
+        """Run an internal follow-up on a worker thread (never a reader, never the caller)."""
+        self._workers.submit(fn)
 
     def _on_voice_left(self, player: Player) -> None:
         """The bot left (or was kicked from) the guild's voice channel without asking."""
@@ -642,7 +646,7 @@ class Client:
         self._dispatcher.submit(event)
 
     # ------------------------------------------------------------------ node callbacks
-    # (reader threads; state changes and REST only, never user code)
+    # Called on reader threads: state changes only; anything slow goes to the workers.
 
     def _on_player_event(self, node: Node, event: PlayerEvent) -> None:
         """Apply a player event to its player's state (the node queues the event itself)."""
@@ -652,45 +656,101 @@ class Client:
         if self._dirty:
             self._maybe_save()
 
+    def _on_node_ready(
+        self,
+        node: Node,
+        session_id: str,
+        resumed: bool,
+        old_session: Optional[str],
+        generation: int,
+    ) -> None:
+        """``ready`` (reader thread): mark the players a fresh session must rebuild, and hand
+        the session set-up and the REST follow-ups to a worker."""
+        marked = [] if resumed else self._placement.mark_fresh_session(node, session_id)
+        self._workers.submit(
+            partial(
+                self._after_ready,
+                node,
+                session_id,
+                resumed,
+                old_session,
+                generation=generation,
+                marked=marked,
+            )
+        )
+
+    def _after_ready(
+        self,
+        node: Node,
+        session_id: str,
+        resumed: bool,
+        old_session: Optional[str],
+        *,
+        generation: int,
+        marked: list[Player],
+    ) -> None:
+        """Worker: enable resuming and make the node READY (usable from then on), then re-sync
+        (resumed) or rebuild its players in parallel (fresh), and adopt parked players."""
+        if self._closed or node.session_id != session_id:
+            return
+        node._enable_resuming(session_id)
+        if not node._become_ready(session_id, generation, resumed):
+            return
+        with self._lock:
+            self._lost.pop(node.name, None)
+        self._notify_ready()
+        if resumed:
+            try:
+                infos: Optional[list[PlayerInfo]] = node.rest.get_players(
+                    session_id, timeout=self.call_timeout
+                )
+            except LavasyncError as exc:
+                log.warning("node %s: re-sync after resume failed: %s", node.name, exc)
+                infos = None
+            if infos is not None:
+                self._resync_players(node, session_id, infos)
+                if not infos:
+                    node._replaying = False
+        else:
+            if old_session and old_session != session_id:
+                self._clear_old_session(node, old_session)
+            for player in marked:
+                self._movers.submit(partial(self._placement.rebuild, player, node, session_id))
+        self._state_changed()
+        self._adopt_lost_players(node)
+
     def _resync_players(self, node: Node, session_id: str, infos: Sequence[PlayerInfo]) -> None:
-        """After a resume: make local players match what the server has."""
+        """After a resume (worker): make local players match what the server has."""
         by_guild = {info.guild_id: info for info in infos}
         for player in self._players_on(node):
             info = by_guild.pop(player.guild_id, None)
             if info is not None:
                 player._apply_info(info)
-            else:
+            elif player._sent_any and not player.destroyed:
                 # The server lost it while we were away (e.g. destroyed by a cleanup): rebuild.
-                self._rebuild(player, node, session_id)
+                with player._lock:
+                    player._rebuild_for = session_id
+                self._movers.submit(partial(self._placement.rebuild, player, node, session_id))
         for guild in by_guild:
-            # Moved elsewhere while this node was away: stop it here so nothing plays twice.
-            try:
-                node.rest.destroy_player(session_id, guild, timeout=self.call_timeout)
-            except LavasyncError as exc:
-                log.warning(
-                    "guild %s: could not delete a stale player on %s: %s", guild, node.name, exc
-                )
+            # Moved elsewhere (or destroyed) while this node was away: stop it here so nothing
+            # plays twice.
+            self._placement._delete(node, session_id, guild, timeout=self.call_timeout)
 
-    def _recreate_players(self, node: Node, session_id: str) -> None:
-        """A fresh session on a node that had players: rebuild them from local state."""
-        for player in self._players_on(node):
-            self._rebuild(player, node, session_id)
-
-    def _rebuild(self, player: Player, node: Node, session_id: str) -> None:
+    def _clear_old_session(self, node: Node, old_session: str) -> None:
+        """A fresh session replaced ``old_session``, which may still be open on the server (a
+        half-open socket the server has not noticed): delete what it holds, best effort."""
         try:
-            player._rebuild_on(node, session_id=session_id, timeout=self.call_timeout)
-        except LavasyncError as exc:
-            log.warning(
-                "guild %s: could not rebuild player on %s: %s", player.guild_id, node.name, exc
+            infos = node.rest.get_players(old_session, timeout=2.0)
+        except LavasyncError:
+            return  # gone (404) or unreachable: nothing there plays
+        for info in infos:
+            log.info(
+                "guild %s: deleting it from %s's previous session %s",
+                info.guild_id,
+                node.name,
+                old_session,
             )
-
-    def _on_node_ready(self, node: Node) -> None:
-        """A node is READY (its players already re-synced): wake waiters, adopt parked players."""
-        with self._lock:
-            self._lost.pop(node.name, None)
-        self._state_changed()
-        self._notify_ready()
-        self._adopt_lost_players(node)
+            self._placement._delete(node, old_session, info.guild_id)
 
     def _on_node_disconnected(self, node: Node) -> None:
         self._notify_ready()
@@ -698,45 +758,60 @@ class Client:
     def _on_node_failed(self, node: Node) -> None:
         """The node gave up for good (e.g. wrong password): its players move or leave now."""
         self._notify_ready()
-        self._on_node_session_lost(node)
-        if self._players_on(node) and not any(n.available for n in self.nodes if n is not node):
-            with self._lock:
-                self._lost[node.name] = time.monotonic() - self.lost_player_timeout
-            self._expire_lost_players()
-
-    def _on_node_session_lost(self, node: Node) -> None:
-        """The node's session cannot resume any more: move its players elsewhere, or park them
-        until a node is ready (after ``lost_player_timeout`` they leave voice and are destroyed)."""
         if self._closed:
             return
-        players = self._players_on(node)
         with self._lock:
-            self._lost[node.name] = time.monotonic()
+            # nothing will bring this node back: parked players leave at once
+            self._lost[node.name] = time.monotonic() - self.lost_player_timeout
+        self._workers.submit(lambda: self._handle_session_lost(node))
+
+    def _on_node_session_lost(self, node: Node) -> None:
+        """The node's session cannot resume any more (any thread): move its players elsewhere,
+        or park them until a node is ready (after ``lost_player_timeout`` they leave voice and
+        are destroyed)."""
+        if self._closed:
+            return
+        with self._lock:
+            self._lost.setdefault(node.name, time.monotonic())
+        self._workers.submit(lambda: self._handle_session_lost(node))
+
+    def _handle_session_lost(self, node: Node) -> None:
+        """Worker: move a lost node's players, or park them and schedule their expiry."""
+        if self._closed or node.available:
+            return
+        players = self._players_on(node)
         if not players:
             return
         others = [n for n in self.nodes if n is not node and n.available]
         if others:
-            self.move_players(node, None, reason="node lost")
+            self._submit_moves(players, None, node, reason="node lost", only_if_lost=True)
         else:
             log.warning(
-                "node %s lost with %d players and no other node ready; they wait",
+                "node %s lost with %d players and no other node ready; they wait up to %s s",
                 node.name,
                 len(players),
+                self.lost_player_timeout,
             )
+        with self._lock:
+            since = self._lost.get(node.name)
+        if since is not None:
+            delay = since + self.lost_player_timeout - time.monotonic()
+            self._workers.call_later(max(0.0, delay), self._expire_lost_players)
 
     def _adopt_lost_players(self, ready: Node) -> None:
-        """A node became ready: take the players parked on lost nodes."""
+        """A node became ready (worker): take the players parked on lost nodes."""
         with self._lock:
             lost_names = list(self._lost)
         for name in lost_names:
             lost = self._nodes.get(name)
             if lost is None or lost is ready or lost.available:
                 continue
-            if self._players_on(lost):
-                self.move_players(lost, None, reason="node lost")
+            players = self._players_on(lost)
+            if players:
+                self._submit_moves(players, None, lost, reason="node lost", only_if_lost=True)
 
     def _expire_lost_players(self) -> None:
-        """Players parked too long with no node: leave voice (OP 4 null) and destroy them."""
+        """Worker: players parked too long with no node leave voice (OP 4 null), destroyed."""
         now = time.monotonic()
         with self._lock:
             expired = [
@@ -751,11 +826,43 @@ class Client:
             if node is None or node.available:
                 continue
             for player in self._players_on(node):
+                if self._closed:
+                    return
                 try:
                     self._send_op4(player.guild_id, None, False, False)
                 except Exception:
                     log.exception("guild %s: the gateway hook raised", player.guild_id)
-                self._destroy_player(player, "node lost", timeout=1.0)
+                self._placement.destroy(player, "node lost", timeout=1.0)
+
+    def _submit_moves(
+        self,
+        players: Sequence[Player],
+        to_node: Optional[Node],
+        from_node: Node,
+        *,
+        reason: str,
+        only_if_lost: bool = False,
+        timeout: Optional[float] = None,
+    ) -> list[Future[Any]]:
+        """Move players in parallel on the mover threads; returns their futures."""
+
+        def move(player: Player) -> bool:
+            try:
+                return self._placement.move(
+                    player,
+                    to_node,
+                    expect=from_node,
+                    reason=reason,
+                    only_if_lost=only_if_lost,
+                    timeout=timeout,
+                )
+            except LavasyncError as exc:
+                log.warning(
+                    "guild %s: moving off %s failed: %s", player.guild_id, from_node.name, exc
+                )
+                return False
+
+        return [self._movers.submit(partial(move, p)) for p in players]
 
     # ------------------------------------------------------------------ state store
 
@@ -819,24 +926,19 @@ class Client:
 
         Each player is rebuilt on the target from local state (track, position as of now,
         paused, volume, filters, end time, user data, voice) and then deleted on the old node if
-        it still answers. Returns how many moved.
+        it still answers. Moves run in parallel (``move_concurrency``). Returns how many moved.
         """
         players = self._players_on(from_node)
         if not players:
             return 0
+        futures = self._submit_moves(players, to_node, from_node, reason=reason, timeout=timeout)
         moved = 0
-        workers = min(self.move_concurrency, len(players))
-        with ThreadPoolExecutor(workers, thread_name_prefix="lavasync-move") as pool:
-            futures = [
-                pool.submit(self.move_player, p, to_node, reason=reason, timeout=timeout)
-                for p in players
-            ]
-            for future in futures:
-                try:
-                    if future.result():
-                        moved += 1
-                except LavasyncError as exc:
-                    log.warning("moving a player off %s failed: %s", from_node.name, exc)
+        for future in futures:
+            try:
+                if future.result():
+                    moved += 1
+            except Exception:  # cancelled by close()
+                continue
         return moved
 
     def move_player(
@@ -848,29 +950,9 @@ class Client:
         timeout: Optional[float] = None,
     ) -> bool:
         """Move one player to ``to_node`` (or the best other ready node). True if it moved."""
-        old = player._node
-        region = player.voice.region if player.voice is not None else None
-        target = to_node or self.best_node(region, exclude=(old,))
-        if target is old:
-            return False
-        with player._call(timeout):
-            if player.destroyed or player._node is not old:
-                return False
-            player._rebuild_on(target, timeout=timeout)
-        target.recent_players += 1
-        self._state_changed()
-        if old.available and old.session_id:
-            try:
-                old.rest.destroy_player(old.session_id, player.guild_id, timeout=2.0)
-            except LavasyncError as exc:
-                log.info(
-                    "guild %s: old node %s did not delete the player: %s",
-                    player.guild_id,
-                    old.name,
-                    exc,
-                )
-        self._emit(PlayerMovedEvent(player.guild_id, old, target, reason, node=target))
-        return True
+        return self._placement.move(
+            player, to_node, expect=player._node, reason=reason, timeout=timeout
+        )
 
 
 def _guild_of(data: Mapping[str, Any]) -> Optional[int]:

@@ -45,6 +45,9 @@ class LavasyncError(Exception):
 class ConnectionFailedError(LavasyncError):
     """The node could not be reached: connection refused or reset, DNS, TLS."""
 
+    #: True when the connection was refused (nothing listens on the node's port).
+    refused: bool = False
+
 
 class NodeUnavailableError(ConnectionFailedError):
     """No node is ready for the call, or the node was lost while the call waited."""

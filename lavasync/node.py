@@ -1,9 +1,15 @@
 """One Lavalink node: its REST client, its WebSocket reader thread, session, stats, reconnect.
 
 The reader thread (``lavasync-ws-<name>``) receives frames, decodes them into typed events,
-updates node and player state, and hands events to the client's buffers. It never runs user code
-and never blocks on a full buffer. REST calls it makes itself (enable resuming, re-sync players)
-carry timeouts.
+updates node and player state, and hands events to the client's buffers. Nothing else: it never
+runs user code, never makes a REST call and never blocks on a full buffer. What a frame sets in
+motion (enabling resuming after ``ready``, re-syncing or rebuilding players, failover) is handed
+to the client's worker threads.
+
+Liveness comes from the socket, not from the message stream: when nothing arrives for
+``ping_interval`` the reader sends a ping, and a ping left unanswered for ``ping_timeout`` means
+the socket is dead. A server that sends no ``stats`` for a long time is alive but its stats are
+stale (:attr:`Node.stats_stale`), which only matters for node selection.
 """
 
 from __future__ import annotations
@@ -138,7 +144,14 @@ class Node:
         self.stats_interval = stats_interval
         self._password = password
         self.rest = RestClient(
-            RestTransport(self.uri, password, client_name=client.client_name, timeout=rest_timeout)
+            RestTransport(
+                self.uri,
+                password,
+                client_name=client.client_name,
+                timeout=rest_timeout,
+                # rebuilds and moves run move_concurrency calls at once: a connection each
+                pool_maxsize=max(32, client.move_concurrency + 8),
+            )
         )
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -153,6 +166,7 @@ class Node:
         self._replaying = False
         self._disconnected_at: Optional[float] = None
         self._connected_once = False
+        self._generation = 0  # one per WebSocket connection: a late set-up cannot revive a dead one
         #: players assigned since the last stats report (so a burst does not all land here)
         self.recent_players = 0
         #: a draining node gets no new players (see :meth:`drain`)
@@ -183,6 +197,12 @@ class Node:
     def stats(self) -> Optional[Stats]:
         """The latest ``stats`` the node sent over the WebSocket (None before the first)."""
         return self._stats
+
+    @property
+    def stats_stale(self) -> bool:
+        """True when no ``stats`` came for 2 x ``stats_interval`` (or none came yet)."""
+        at = self._stats_at
+        return self._stats is None or time.monotonic() - at > 2 * self.stats_interval
 
     @property
     def error(self) -> Optional[LavasyncError]:
@@ -326,6 +346,15 @@ class Node:
                 except (ConnectionFailedError, LavasyncTimeoutError) as exc:
                     if self._stop.is_set():
                         return
+                    if getattr(exc, "refused", False) and self._disconnected_at is not None:
+                        # Nothing listens on the node's port: its process is gone, and a server
+                        # that restarts has no sessions. Waiting out the resume window would only
+                        # keep the music stopped: let the players move (or park) now.
+                        log.warning(
+                            "node %s refuses connections: its session cannot resume", self.name
+                        )
+                        self._disconnected_at = None
+                        self._client._on_node_session_lost(self)
                     attempt += 1
                     if not self._wait_before_retry(attempt, str(exc)):
                         return
@@ -333,9 +362,14 @@ class Node:
                 if self._stop.is_set():
                     conn.close()
                     return
-                code, reason = self._read(conn)
+                try:
+                    code, reason = self._read(conn)
+                except Exception:  # a bug in handling must cost a reconnect, not the node
+                    log.exception("node %s: the reader failed; reconnecting", self.name)
+                    code, reason = None, "reader error"
                 with self._lock:
                     self._conn = None
+                    self._generation += 1
                 conn.close()
                 if self._stop.is_set():
                     return
@@ -374,7 +408,6 @@ class Node:
         """Once the session can no longer resume, let the client move or park its players."""
         since = self._disconnected_at
         if since is None:
-            self._client._expire_lost_players()
             return
         window = self.resume_timeout or 0
         if time.monotonic() - since >= window:
@@ -394,11 +427,8 @@ class Node:
         """Receive frames until the socket closes or looks dead; returns the close code/reason."""
         interval = self.ping_interval
         conn.set_timeout(interval)
-        now = time.monotonic()
-        last_frame = now  # any frame, pongs included
-        last_message = now  # a JSON message
+        last_frame = time.monotonic()  # any frame, pongs included: proof the socket lives
         ping_sent: Optional[float] = None
-        dead_after = 2 * self.stats_interval
         handle = self._handle_frame
         recv = conn.recv
         while not self._stop.is_set():
@@ -406,8 +436,6 @@ class Node:
                 data = recv()
             except SocketTimeout:
                 now = time.monotonic()
-                if now - last_message > dead_after:
-                    return None, f"no message for {dead_after:.0f} s"
                 if ping_sent is not None and now - ping_sent >= self.ping_timeout:
                     return None, "ping timeout"
                 if now - last_frame >= interval and ping_sent is None:
@@ -424,7 +452,6 @@ class Node:
                 ping_sent = None
                 conn.set_timeout(interval)
             if data:
-                last_message = now
                 handle(data)
         return 1000, "closed by the client"
 
@@ -439,15 +466,22 @@ class Node:
                 payload = end = None
             if end != len(text):
                 payload = json.loads(text)  # whitespace around it, or bad JSON: the full check
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError included
-            log.warning("node %s sent a frame that is not JSON: %.200r", self.name, data)
+        except Exception as exc:  # bad JSON, bad UTF-8, nesting deep enough for RecursionError
+            log.warning(
+                "node %s sent a frame that cannot be decoded (%s): %.200r",
+                self.name,
+                type(exc).__name__,
+                data,
+            )
             return
         if type(payload) is not dict or "op" not in payload:
             log.warning("node %s sent a frame without an op: %.200r", self.name, payload)
             return
         try:
             event = parse_event(payload, node=self, replayed=self._replaying)
-        except Exception as exc:
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
             log.warning(
                 "node %s sent a malformed %r frame (%s); skipped: %.300r",
                 self.name,
@@ -485,38 +519,36 @@ class Node:
         client._emit(event)
 
     def _on_ready(self, event: ReadyEvent) -> None:
+        """``ready`` (reader thread): record the session; a worker enables resuming and then
+        makes the node READY (:meth:`_become_ready`), while players are re-synced or rebuilt."""
         sid = event.session_id
         old = self._session_id
         resumed = event.resumed and old == sid
         with self._lock:
             self._session_id = sid
             self._disconnected_at = None
-        if self._resuming_enabled:
-            try:
-                self.rest.update_session(sid, resuming=True, timeout=self.resume_timeout)
-            except LavasyncError as exc:
-                log.warning("node %s: could not enable resuming: %s", self.name, exc)
-        if resumed:
-            self._replaying = True
-            try:
-                infos = self.rest.get_players(sid)
-            except LavasyncError as exc:
-                log.warning("node %s: re-sync after resume failed: %s", self.name, exc)
-                infos = None
-            if infos is not None:
-                self._client._resync_players(self, sid, infos)
-                if not infos:
-                    self._replaying = False
-        else:
-            self._replaying = False
-            self._client._recreate_players(self, sid)
+            generation = self._generation
+        self._replaying = resumed
         self._connected_once = True
-        self._set_state(NodeState.READY)
-        self._client._on_node_ready(self)
+        self._client._on_node_ready(self, sid, resumed, old, generation)
+
+    def _become_ready(self, sid: str, generation: int, resumed: bool) -> bool:
+        """Worker, once the session is set up: READY, unless the socket that sent ``ready`` is
+        gone already. True if the node became ready."""
+        with self._cond:
+            if (
+                self._generation != generation
+                or self._session_id != sid
+                or self._state is not NodeState.CONNECTING
+            ):
+                return False
+            self._state = NodeState.READY
+            self._cond.notify_all()
         log.info("node %s ready (session %s, resumed=%s)", self.name, sid, resumed)
         self._emit(NodeConnectedEvent(sid, resumed, node=self))
         if resumed:
             self._emit(NodeResumedEvent(sid, node=self))
+        return True
 
     # ----------------------------------------------------------------- helpers for players
 
@@ -542,6 +574,15 @@ class Node:
                     # the reader to notice and reconnect, then try again.
                     self._await_state_change(sid, remaining)
         raise AssertionError("unreachable")
+
+    def _enable_resuming(self, sid: str) -> None:
+        """``PATCH /v4/sessions/{id}`` after each ``ready`` (worker thread)."""
+        if not self._resuming_enabled:
+            return
+        try:
+            self.rest.update_session(sid, resuming=True, timeout=self.resume_timeout)
+        except LavasyncError as exc:
+            log.warning("node %s: could not enable resuming: %s", self.name, exc)
 
     def _await_state_change(self, sid: str, timeout: Optional[float]) -> None:
         limit = min(timeout, 5.0) if timeout is not None else 5.0

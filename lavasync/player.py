@@ -85,6 +85,7 @@ class Player:
         "_paused",
         "_ping",
         "_pos",
+        "_rebuild_for",
         "_sent_any",
         "_started",
         "_track",
@@ -117,6 +118,8 @@ class Player:
         self._destroyed: Optional[str] = None  # why, once destroyed
         self._voice: Optional[VoiceConnection] = None
         self._sent_any = False  # has the node heard of this player yet?
+        #: the fresh session of its node this player must be rebuilt on before any other call
+        self._rebuild_for: Optional[str] = None
 
     def __repr__(self) -> str:
         title = self._track.info.title if self._track is not None else None
@@ -324,6 +327,9 @@ class Player:
     def fetch(self, *, timeout: Optional[float] = None) -> PlayerInfo:
         """Read the player from the node and make the local state match it."""
         self._check_alive()
+        if self._rebuild_for is not None:  # not on its node's new session yet: put it there
+            with self._call(timeout):
+                self._client._placement.ensure_placed(self, timeout)
         node = self._node
         info: PlayerInfo = node.call(
             lambda sid: node.rest.get_player(sid, self.guild_id, timeout=timeout), timeout=timeout
@@ -424,10 +430,10 @@ class Player:
         return voice
 
     def _check_alive(self) -> None:
-        if self._destroyed is not None:
-            raise PlayerDestroyedError(f"guild {self.guild_id}: player {self._destroyed}")
         if self._client.closed:
             raise ClientClosedError("the client is closed")
+        if self._destroyed is not None:
+            raise PlayerDestroyedError(f"guild {self.guild_id}: player {self._destroyed}")
 
     @contextmanager
     def _call(self, timeout: Optional[float]) -> Iterator[None]:
@@ -465,8 +471,9 @@ class Player:
         """PATCH with the call lock held (``update`` already validated); apply the answer, or
         re-read the player on failure."""
         self._check_alive()
-        node = self._node
         limit = self._client.call_timeout if timeout is None else timeout
+        self._client._placement.ensure_placed(self, limit)
+        node = self._node
         started_before = self._started
         try:
             info: PlayerInfo = node.call(
@@ -596,6 +603,7 @@ class Player:
         info = node.rest.update_player(sid, self.guild_id, update, timeout=limit)
         with self._lock:
             self._node = node
+            self._rebuild_for = None
         self._apply_info(info)
         return info
 

@@ -297,6 +297,8 @@ def test_a_restarted_client_takes_its_players_back(tmp_path: Path, expired: bool
             if expired:
                 assert new_sid != sid
                 for guild, title in tracks.items():
+                    # rebuilt in parallel once the fresh session is ready
+                    wait_until(lambda g=guild: fake.player(new_sid, g) is not None, 5)
                     server = fake.player(new_sid, guild)
                     assert server is not None
                     assert server["track"]["info"]["title"] == title

@@ -82,10 +82,13 @@ def test_region_of_unknown_location_is_itself() -> None:
 
 
 class _FakeNode:
-    def __init__(self, stats: Stats | None, available: bool = True, recent: int = 0) -> None:
+    def __init__(
+        self, stats: Stats | None, available: bool = True, recent: int = 0, stale: bool = False
+    ) -> None:
         self.stats = stats
         self.available = available
         self.recent_players = recent
+        self.stats_stale = stale
 
 
 def _stats(load: float, playing: int, frames: dict[str, int] | None = None) -> Stats:
@@ -115,6 +118,8 @@ def test_penalty_orders_by_load_players_and_frames() -> None:
 def test_penalty_puts_unready_or_statless_nodes_last() -> None:
     assert default_penalty(_FakeNode(None)) == float("inf")  # type: ignore[arg-type]
     assert default_penalty(_FakeNode(_stats(0, 0), available=False)) == float("inf")  # type: ignore[arg-type]
+    # stats older than 2 x stats_interval: the server is alive but its load is unknown
+    assert default_penalty(_FakeNode(_stats(0, 0), stale=True)) == float("inf")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -176,13 +176,16 @@ def test_resume_after_a_drop_resyncs_players_and_marks_replays(
     fake.emit({"op": "event", "type": "CustomReplayEvent", "guildId": "1234"}, session_id=sid)
     fake.clear_requests()
     fake.refuse_connections(False)
+    # the replay follows ``ready`` at once; NodeResumedEvent comes once the session is set up
+    replay = wait_event(
+        client, UnknownEvent, timeout=10, where=lambda e: e.type == "CustomReplayEvent"
+    )
+    assert replay.replayed is True
     resumed = wait_event(client, NodeResumedEvent, timeout=10)
     assert resumed.session_id == sid
     assert node.session_id == sid
     assert fake.handshakes[-1].headers["Session-Id"] == sid
     assert fake.handshakes[-1].resumed is True
-    replay = wait_event(client, UnknownEvent, where=lambda e: e.type == "CustomReplayEvent")
-    assert replay.replayed is True
     fake.wait_for_request("GET", f"/v4/sessions/{sid}/players")
     assert player.track is not None and player.track.info.title == "Resume me"
     # after the replay, live events are not marked
@@ -298,8 +301,11 @@ def test_threads_per_client_do_not_grow_with_players(fake: FakeNode, client: Cli
     client.wait_ready(5)
     for guild in range(1, 201):
         client.player(guild)
-    mine = [t for t in threading.enumerate() if t.name.startswith("lavasync-")]
-    assert sorted(t.name for t in mine) == ["lavasync-dispatch", "lavasync-ws-fake"]
+    mine = [t.name for t in threading.enumerate() if t.name.startswith("lavasync-")]
+    # the session set-up after ready may still hold an idle worker (they exit when idle)
+    workers = [name for name in mine if name.startswith("lavasync-worker-")]
+    assert len(workers) <= 8  # bounded, whatever the number of players
+    assert sorted(set(mine) - set(workers)) == ["lavasync-dispatch", "lavasync-ws-fake"]
 
 
 def test_no_event_is_lost_in_a_burst(fake: FakeNode) -> None:

@@ -13,6 +13,7 @@ import json as _json
 import logging
 import socket
 import threading
+import weakref
 from collections.abc import Mapping
 from http.client import HTTPException
 from typing import Any, Optional, Union, cast
@@ -50,6 +51,9 @@ QueryValue = Union[str, int, bool]
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 _NO_HOOKS: dict[str, list[Any]] = {"response": []}
+
+#: Name prefix of the nodes' reader threads, which only read: REST from one is a bug.
+READER_PREFIX = "lavasync-ws-"
 
 
 def encode_query(params: Mapping[str, QueryValue]) -> str:
@@ -140,6 +144,8 @@ class _Conn(urllib3.connection.HTTPConnection):
     write. Sent separately (the stock behaviour), the second small segment costs the server an
     extra wake-up per call, which on loopback was a large share of a PATCH's time."""
 
+    #: every connection of one transport, so that close() can abort calls in flight
+    _registry: Optional[weakref.WeakSet[Any]] = None
     _coalesce = False  # a body of known length follows this request's head
     _holding = False  # the next send() is the head: keep it
     _held: Optional[bytes] = None
@@ -181,6 +187,12 @@ class _Conn(urllib3.connection.HTTPConnection):
                 super().send(held)
         super().send(data)
 
+    def connect(self) -> None:
+        super().connect()
+        registry = self._registry
+        if registry is not None:
+            registry.add(self)
+
     def getresponse(self) -> Any:
         held = self._held
         if held is not None:  # a head whose body never came: send it anyway
@@ -208,6 +220,8 @@ class _Adapter(HTTPAdapter):
     (Lavalink sets none)."""
 
     def __init__(self, origin: str, pool_maxsize: int) -> None:
+        #: this adapter's connections (idle or in use), for :meth:`abort`
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
         self._origin = origin
         self._pool: Any = None
@@ -217,7 +231,13 @@ class _Adapter(HTTPAdapter):
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+        # Connection classes of this adapter's own, so each connection registers itself here.
+        attrs = {"_registry": self.connections}
+        conn_cls = type("_Conn", (_Conn,), attrs)
+        tls_cls = type("_TLSConn", (_TLSConn,), attrs)
+        pool_cls = type("_Pool", (_Pool,), {"ConnectionCls": conn_cls})
+        tls_pool_cls = type("_TLSPool", (_TLSPool,), {"ConnectionCls": tls_cls})
+        self.poolmanager.pool_classes_by_scheme = {"http": pool_cls, "https": tls_pool_cls}
 
     def get_connection_with_tls_context(
         self,
@@ -254,6 +274,17 @@ class _Adapter(HTTPAdapter):
         response.request = req
         response.connection = self
         return response
+
+    def abort(self) -> None:
+        """Shut down every connection's socket, waking calls blocked on an answer."""
+        for conn in list(self.connections):
+            sock = getattr(conn, "sock", None)
+            if sock is None:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._pool_lock:
@@ -329,11 +360,13 @@ class RestTransport:
         return self._closed
 
     def close(self) -> None:
-        """Close the pooled connections. Idempotent; later calls raise ClientClosedError."""
+        """Close the pooled connections and abort calls in flight (they raise
+        ClientClosedError at once). Idempotent; later calls raise ClientClosedError."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        self._adapter.abort()
         self._session.close()
 
     def __enter__(self) -> RestTransport:
@@ -390,6 +423,8 @@ class RestTransport:
             headers["Content-Length"] = str(len(body))
         if self._closed:
             raise ClientClosedError(f"REST transport for {self.base_uri} is closed")
+        if threading.current_thread().name.startswith(READER_PREFIX):
+            raise RuntimeError(f"{method} {path}: REST is never sent from a node's reader thread")
 
         prepared = PreparedRequest()
         prepared.method = method
@@ -412,12 +447,12 @@ class RestTransport:
             HTTPException,
             urllib3.exceptions.HTTPError,
         ) as exc:
+            if self._closed:  # close() aborted the call
+                raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
             if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
                 raise LavasyncTimeoutError(
                     f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
                 ) from exc
-            if self._closed:
-                raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
             _log.debug("%s %s on %s failed: %r", method, path, self.base_uri, exc)
             raise ConnectionFailedError(
                 f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}"

@@ -174,7 +174,10 @@ class WebSocketConnection:
         except (socket.timeout, TimeoutError):
             raise LavasyncTimeoutError(f"connecting to {url} timed out") from None
         except (OSError, ValueError) as exc:
-            raise ConnectionFailedError(f"cannot open WebSocket {url}: {exc}") from None
+            error = ConnectionFailedError(f"cannot open WebSocket {url}: {exc}")
+            # nothing listens there: the node's process is down (its sessions with it)
+            error.refused = isinstance(exc, ConnectionRefusedError)
+            raise error from None
         with self._lock:
             if self._aborted:
                 raw.close()
