@@ -344,13 +344,14 @@ class FakeSession:
 
 
 class _WsConn:
-    __slots__ = ("closing", "held", "lost", "session", "sock")
+    __slots__ = ("closing", "frozen", "held", "lost", "session", "sock")
 
     def __init__(self, sock: socket.socket, session: FakeSession) -> None:
         self.sock = sock
         self.session = session
         self.closing = False
         self.lost = False
+        self.frozen = False  # half-open: nothing goes out, nothing that comes in is noticed
         self.held: list[bytes] = []
 
 
@@ -999,6 +1000,15 @@ class FakeNode:
             for conn in list(self._ws_conns):
                 self._ws_close(conn, code, reason)
 
+    def freeze_websockets(self) -> None:
+        """Make every open WebSocket half-open: the server keeps its sessions OPEN and goes on
+        believing the socket works, but nothing it sends arrives, pings go unanswered, and
+        what the client sends (a close frame, the TCP close) is never noticed. REST still
+        answers, so the old sessions stay routable. New connections are normal."""
+        with self._lock:
+            for conn in self._ws_conns:
+                conn.frozen = True
+
     def stop_answering(self) -> None:
         """Stall: sockets stay open but nothing is sent, pings go unanswered, REST hangs."""
         with self._lock:
@@ -1150,7 +1160,7 @@ class FakeNode:
 
     def _write(self, conn: _WsConn, data: bytes) -> None:
         """Write a frame to a socket (caller holds the lock); a failed write drops it."""
-        if conn.lost:
+        if conn.lost or conn.frozen:
             return
         if not self._answering:
             conn.held.append(data)
@@ -2197,6 +2207,10 @@ class FakeNode:
             while True:
                 frame = _wire.read_frame(reader)
                 op = frame.opcode
+                if conn.frozen:  # a half-open socket: whatever the client sends is lost
+                    if op == _wire.OP_CLOSE:
+                        return
+                    continue
                 if op == _wire.OP_PING:
                     with self._lock:
                         if self._answering and not conn.lost:
@@ -2236,7 +2250,8 @@ class FakeNode:
             pass
         finally:
             with self._lock:
-                self._ws_lost(conn)
+                if not conn.frozen:  # the server never learns that a half-open socket died
+                    self._ws_lost(conn)
 
     def __repr__(self) -> str:
         return f"<FakeNode {self.name} {self.uri} sessions={len(self._sessions)}>"

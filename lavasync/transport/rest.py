@@ -139,13 +139,46 @@ def _is_read_timeout(exc: BaseException) -> bool:
 _COALESCE_LIMIT = 256 * 1024
 
 
+class _Registry:
+    """The connections of one transport; once aborted, every connection (even one that
+    connects later, racing the abort) has its socket shut down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.aborted = False
+
+    def add(self, conn: Any) -> None:
+        with self._lock:
+            self._conns.add(conn)
+            aborted = self.aborted
+        if aborted:
+            _shutdown(conn)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            conns = list(self._conns)
+        for conn in conns:
+            _shutdown(conn)
+
+
+def _shutdown(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class _Conn(urllib3.connection.HTTPConnection):
     """urllib3's connection, but the request head and a body of known small size leave in one
     write. Sent separately (the stock behaviour), the second small segment costs the server an
     extra wake-up per call, which on loopback was a large share of a PATCH's time."""
 
     #: every connection of one transport, so that close() can abort calls in flight
-    _registry: Optional[weakref.WeakSet[Any]] = None
+    _registry: Optional[_Registry] = None
     _coalesce = False  # a body of known length follows this request's head
     _holding = False  # the next send() is the head: keep it
     _held: Optional[bytes] = None
@@ -221,7 +254,7 @@ class _Adapter(HTTPAdapter):
 
     def __init__(self, origin: str, pool_maxsize: int) -> None:
         #: this adapter's connections (idle or in use), for :meth:`abort`
-        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.connections = _Registry()
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
         self._origin = origin
         self._pool: Any = None
@@ -277,14 +310,7 @@ class _Adapter(HTTPAdapter):
 
     def abort(self) -> None:
         """Shut down every connection's socket, waking calls blocked on an answer."""
-        for conn in list(self.connections):
-            sock = getattr(conn, "sock", None)
-            if sock is None:
-                continue
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.connections.abort()
 
     def close(self) -> None:
         with self._pool_lock:

@@ -1,0 +1,384 @@
+"""Fault paths of the core over real sockets: the reader only reads, one owner places each
+player, close() is prompt, lost nodes are noticed for what they are."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any, Optional
+
+import pytest
+from conftest import FAST, USER_ID, wait_until
+
+import lavasync
+from lavasync import (
+    Client,
+    ClientClosedError,
+    NodeDisconnectedEvent,
+    PlayerMovedEvent,
+    UnknownEvent,
+)
+from lavasync._workers import WorkerPool
+from lavasync.testing import FakeGateway, FakeNode
+
+LONG = 600_000
+
+
+class Hook:
+    """A FakeGateway hook that also records which thread called it."""
+
+    def __init__(self, gateway: FakeGateway) -> None:
+        self.gateway = gateway
+        self.threads: list[str] = []
+        self.leaves: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, guild_id: int, payload: dict[str, Any]) -> None:
+        with self.lock:
+            self.threads.append(threading.current_thread().name)
+            if payload["d"]["channel_id"] is None:
+                self.leaves.append(guild_id)
+        self.gateway.hook(guild_id, payload)
+
+
+class Bot:
+    """A client with a fake gateway, on one or more fake nodes."""
+
+    def __init__(self, stack: ExitStack, names: tuple[str, ...] = ("a",), **client_kw: Any):
+        self.fakes = {
+            n: stack.enter_context(
+                FakeNode(name=n, stats_interval=30.0, player_update_interval=0.2)
+            )
+            for n in names
+        }
+        self.gateway = stack.enter_context(FakeGateway(USER_ID))
+        self.hook = Hook(self.gateway)
+        self.client = Client(USER_ID, self.hook, **client_kw)
+        stack.callback(self.client.close)
+        self.gateway.deliver = self.client.handle_gateway
+        self.errors: list[logging.LogRecord] = []
+
+    def add(self, name: str, **kw: Any) -> lavasync.Node:
+        fake = self.fakes[name]
+        kw.setdefault("backoff", FAST)
+        node = self.client.add_node(name, fake.uri, password=fake.password, **kw)
+        node.wait_ready(5)
+        return node
+
+    def play(self, guilds: range, node: lavasync.Node) -> None:
+        track = self.fakes[node.name].add_track("Song", length=LONG)
+        for guild in guilds:
+            player = self.client.player(guild, node=node)
+            player.connect(9000 + guild)
+            player.play(track["encoded"], start=1_000)
+
+    def holders(self, guild: int) -> list[tuple[str, str]]:
+        """Every (fake, session) whose server holds a player for ``guild``."""
+        found = []
+        for name, fake in self.fakes.items():
+            for sid in list(fake.sessions):
+                if fake.player(sid, guild) is not None:
+                    found.append((name, sid))
+        return found
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as s:
+        yield s
+
+
+def no_reader_violations(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if "reader thread" in r.getMessage()]
+    assert bad == [], [r.getMessage() for r in bad]
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+def test_the_reader_survives_a_frame_nested_deep_enough_to_overflow_the_parser(
+    stack: ExitStack,
+) -> None:
+    bot = Bot(stack)
+    node = bot.add("a")
+    fake = bot.fakes["a"]
+    fake.send_raw("[" * 100_000)
+    fake.send_raw("{" + '"a":' * 50_000)
+    fake.emit({"op": "event", "type": "AfterTheBomb", "guildId": "1"})
+    seen = None
+    while seen is None:
+        event = bot.client.poll(5)
+        assert event is not None, "the reader stopped"
+        if isinstance(event, UnknownEvent) and event.type == "AfterTheBomb":
+            seen = event
+    assert node.available
+    assert len(fake.handshakes) == 1  # not even a reconnect
+
+
+def test_a_fresh_session_makes_the_node_usable_at_once_and_rebuilds_in_parallel(
+    stack: ExitStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """30 players, a 0.5 s voice handshake each: ingest and other calls never wait for the
+    rebuilds, which run in parallel, never on the reader."""
+    caplog.set_level(logging.WARNING)
+    bot = Bot(stack)
+    node = bot.add("a")
+    fake = bot.fakes["a"]
+    bot.play(range(1, 31), node)
+    old = node.session_id
+    assert old is not None
+    fake.set_voice_delay(0.5)
+    fake.expire_session(old)  # the node restarted: the next connection gets a fresh session
+    wait_until(lambda: node.session_id not in (None, old) and node.available, 10)
+    new = node.session_id
+    assert new is not None
+
+    def rebuilt(guild: int) -> bool:
+        server = fake.player(new, guild)  # created at once, the track set after the voice step
+        return server is not None and server["track"] is not None
+
+    # an event sent right after ready reaches the client while rebuilds are still in flight
+    fake.emit({"op": "event", "type": "Live", "guildId": "1"}, session_id=new)
+    while True:
+        event = bot.client.poll(5)
+        assert event is not None
+        if isinstance(event, UnknownEvent) and event.type == "Live":
+            break
+    rebuilt_when_seen = sum(1 for g in range(1, 31) if rebuilt(g))
+    assert rebuilt_when_seen < 30
+    # a call on a player waits for that player's rebuild only, and keeps its track
+    player = bot.client.get_player(30)
+    assert player is not None
+    player.pause()
+    server = fake.player(new, 30)
+    assert server is not None and server["paused"] is True
+    assert server["track"] is not None and server["track"]["info"]["title"] == "Song"
+    wait_until(lambda: all(rebuilt(g) for g in range(1, 31)), 10)
+    for guild in range(1, 31):
+        server = fake.player(new, guild)
+        assert server is not None and server["track"]["info"]["title"] == "Song"
+        assert server["voice"]["channelId"] == str(9000 + guild)
+    # every PATCH overlapped with others: parallel, not one by one
+    assert not any(name.startswith("lavasync-ws-") for name in bot.hook.threads)
+    no_reader_violations(caplog)
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def test_two_nodes_coming_back_together_leave_each_guild_on_exactly_one_node(
+    stack: ExitStack,
+) -> None:
+    bot = Bot(stack, ("a", "b"), lost_player_timeout=30.0)
+    a = bot.add("a", resume_timeout=1)
+    bot.add("b", resume_timeout=1)
+    guilds = range(100, 120)
+    bot.play(guilds, a)
+    for fake in bot.fakes.values():
+        fake.kill(lose_sessions=True)
+    wait_until(lambda: not any(n.available for n in bot.client.nodes), 5)
+    for fake in bot.fakes.values():
+        fake.revive()
+    wait_until(lambda: all(n.available for n in bot.client.nodes), 10)
+
+    def settled() -> bool:
+        players = [bot.client.get_player(g) for g in guilds]
+        if any(p is None or p._rebuild_for is not None for p in players):
+            return False
+        return all(len(bot.holders(g)) == 1 for g in guilds)
+
+    wait_until(settled, 10)
+    for guild in guilds:
+        player = bot.client.get_player(guild)
+        assert player is not None
+        (holder,) = bot.holders(guild)
+        assert holder == (player.node.name, player.node.session_id)
+        server = bot.fakes[player.node.name].player(holder[1], guild)
+        assert server is not None and server["track"]["info"]["title"] == "Song"
+
+
+def test_a_disconnect_during_a_rebuild_stays_destroyed(stack: ExitStack) -> None:
+    bot = Bot(stack)
+    node = bot.add("a")
+    fake = bot.fakes["a"]
+    bot.play(range(7, 8), node)
+    player = bot.client.get_player(7)
+    assert player is not None
+    old = node.session_id
+    assert old is not None
+    fake.set_voice_delay(0.6)
+    fake.expire_session(old)
+    wait_until(lambda: node.session_id not in (None, old), 10)
+    new = node.session_id
+    assert new is not None
+    wait_until(player._call_lock.locked, 5)  # the rebuild's PATCH is in flight
+    player.disconnect()
+    assert player.destroyed
+    wait_until(lambda: not player._call_lock.locked(), 5)
+    fake.set_voice_delay(0)
+    # nothing re-created it, and the guild left voice
+    assert fake.player(new, 7) is None
+    assert bot.client.get_player(7) is None
+    assert 7 in bot.hook.leaves
+
+
+def test_a_killed_node_moves_its_players_at_once_not_after_the_resume_window(
+    stack: ExitStack,
+) -> None:
+    bot = Bot(stack, ("a", "b"))
+    a = bot.add("a", resume_timeout=60)
+    bot.add("b", resume_timeout=60)
+    bot.play(range(1, 6), a)
+    moved: list[PlayerMovedEvent] = []
+    done = threading.Event()
+
+    def on_move(event: PlayerMovedEvent) -> None:
+        moved.append(event)
+        if len(moved) == 5:
+            done.set()
+
+    bot.client.add_listener(PlayerMovedEvent, on_move)
+    bot.fakes["a"].kill(lose_sessions=True)  # SIGKILL: the port refuses connections now
+    assert done.wait(10), f"moved {len(moved)} of 5 within 10 s (resume window: 60 s)"
+    b_sid = bot.client.node("b").session_id
+    assert b_sid is not None
+    for guild in range(1, 6):
+        server = bot.fakes["b"].player(b_sid, guild)
+        assert server is not None and server["track"]["info"]["title"] == "Song"
+
+
+def test_lost_players_leave_voice_from_a_worker_thread(stack: ExitStack) -> None:
+    bot = Bot(stack, lost_player_timeout=0.3)
+    node = bot.add("a", resume_timeout=60)
+    bot.play(range(1, 4), node)
+    bot.hook.threads.clear()
+    bot.fakes["a"].kill(lose_sessions=True)
+    wait_until(lambda: sorted(bot.hook.leaves) == [1, 2, 3], 10)
+    assert bot.hook.threads and all(t.startswith("lavasync-worker-") for t in bot.hook.threads)
+    assert bot.client.players == []
+
+
+# --------------------------------------------------------------------------- close()
+
+
+def test_close_aborts_a_call_whose_answer_never_comes(stack: ExitStack) -> None:
+    bot = Bot(stack)
+    node = bot.add("a")
+    fake = bot.fakes["a"]
+    player = bot.client.player(5, node=node)
+    player.set_volume(20)
+    fake.stop_answering()
+    stack.callback(fake.resume_answering)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            player.set_volume(34, timeout=30)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, name="test-caller")
+    caller.start()
+    wait_until(player._call_lock.locked, 5)
+    assert bot.client.close(3) is True
+    caller.join(2)
+    assert not caller.is_alive(), "the caller is still blocked after close()"
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
+
+
+def test_close_with_moves_stalled_returns_true_and_leaves_no_thread(stack: ExitStack) -> None:
+    bot = Bot(stack, ("a", "b"))
+    a = bot.add("a", resume_timeout=1)
+    bot.add("b", resume_timeout=1)
+    bot.play(range(1, 21), a)
+    bot.fakes["b"].stop_answering()
+    stack.callback(bot.fakes["b"].resume_answering)
+    bot.fakes["a"].kill(lose_sessions=True)
+    wait_until(lambda: any(t.name.startswith("lavasync-move-") for t in threading.enumerate()), 10)
+    assert bot.client.close(3) is True
+    left = [t.name for t in threading.enumerate() if t.name.startswith("lavasync-")]
+    assert left == []
+
+
+# --------------------------------------------------------------------------- liveness
+
+
+def test_a_quiet_socket_that_answers_pings_is_not_dead(stack: ExitStack) -> None:
+    fake = stack.enter_context(FakeNode(stats_interval=3600.0, player_update_interval=3600.0))
+    client = Client(USER_ID)
+    stack.callback(client.close)
+    node = client.add_node(
+        "quiet",
+        fake.uri,
+        password=fake.password,
+        backoff=FAST,
+        stats_interval=0.2,
+        ping_interval=0.1,
+        ping_timeout=1.0,
+    )
+    node.wait_ready(5)
+    # 2 x stats_interval passes many times over without a single JSON message
+    wait_until(lambda: node.stats_stale, 5)
+    seen = list(client.events(timeout=1.5))  # ends after 1.5 s with no event at all
+    assert not any(isinstance(e, NodeDisconnectedEvent) for e in seen)
+    assert len(fake.handshakes) == 1
+    assert node.available
+    assert node.penalty() == float("inf")  # stale stats: last choice, still usable
+
+
+def test_a_half_open_old_session_loses_its_players_after_a_fresh_reconnect(
+    stack: ExitStack,
+) -> None:
+    bot = Bot(stack)
+    node = bot.add("a", ping_interval=0.1, ping_timeout=0.3)
+    fake = bot.fakes["a"]
+    bot.play(range(40, 43), node)
+    old = node.session_id
+    assert old is not None
+    fake.freeze_websockets()  # the server still thinks the old socket is open
+    wait_until(lambda: node.session_id not in (None, old) and node.available, 10)
+    new: Optional[str] = node.session_id
+    assert new is not None and new != old
+
+    def moved() -> bool:
+        return all(
+            fake.player(old, g) is None and fake.player(new, g) is not None for g in range(40, 43)
+        )
+
+    wait_until(moved, 10)
+    for guild in range(40, 43):
+        assert bot.holders(guild) == [("a", new)]
+
+
+# --------------------------------------------------------------------------- worker pool
+
+
+def test_the_worker_pool_survives_any_task_and_closes_from_its_own_thread() -> None:
+    pool = WorkerPool("lavasync-test", 2, idle_timeout=0.2)
+    done = threading.Event()
+
+    def boom() -> None:
+        raise SystemExit("a task that exits")
+
+    pool.submit(boom)
+    pool.submit(done.set)
+    assert done.wait(5)
+    later = threading.Event()
+    pool.call_later(0.05, later.set)
+    assert later.wait(5)
+    closed: list[bool] = []
+    finished = threading.Event()
+
+    def close_from_inside() -> None:
+        closed.append(pool.close(2))
+        finished.set()
+
+    pool.submit(close_from_inside)
+    assert finished.wait(5)
+    assert closed == [True]
+    assert pool.submit(done.set).cancelled()
+    wait_until(
+        lambda: not any(t.name.startswith("lavasync-test") for t in threading.enumerate()), 5
+    )
