@@ -697,8 +697,11 @@ class Player:
 
 
 def _player_gone(exc: RestError) -> bool:
-    """A 404 about the player itself; ``Session not found`` is about a paused/unknown session."""
-    return exc.status == 404 and exc.message != "Session not found"
+    """A 404 about the player itself (Lavalink: ``Player not found``). A 404 about the session
+    (``Session not found``; NodeLink: ``The provided sessionId doesn't exist.``: paused or
+    reconnecting) or any other 404 (a proxy, an unknown route) says nothing about the player."""
+    text = exc.message.lower()
+    return exc.status == 404 and "player" in text and "session" not in text
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:

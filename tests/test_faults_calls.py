@@ -260,18 +260,20 @@ def test_a_500_re_reads_the_player(env: Env) -> None:
     assert player.volume == 34 == env.server()["volume"]  # not applied: local state unchanged
 
 
-def test_session_not_found_during_a_call_keeps_the_track(env: Env) -> None:
+@pytest.mark.parametrize(
+    "message",
+    ["Session not found", "The provided sessionId doesn't exist."],  # Lavalink, NodeLink
+)
+def test_session_not_found_during_a_call_keeps_the_track(env: Env, message: str) -> None:
     player = playing(env)
     title = player.track.info.title if player.track is not None else None
     assert title == "Long"
     # the server paused our session (socket dropped) before the reader noticed: every session
     # route answers 404 Session not found for a while
-    env.fake.fail_next(
-        None, f"/sessions/{env.sid}/", status=404, message="Session not found", count=20
-    )
+    env.fake.fail_next(None, f"/sessions/{env.sid}/", status=404, message=message, count=20)
     with pytest.raises(RestError) as info:
         player.set_volume(41, timeout=0.5)
-    assert (info.value.status, info.value.message) == (404, "Session not found")
+    assert (info.value.status, info.value.message) == (404, message)
     assert player.track is not None and player.track.info.title == "Long"  # not "player gone"
     env.fake.clear_faults()
     assert player.fetch().track is not None  # and the server still plays it
@@ -294,3 +296,12 @@ def test_fetch_of_a_player_the_node_lost_clears_the_track(env: Env) -> None:
         player.fetch()
     assert info.value.status == 404
     assert player.track is None  # the node has no player, so nothing plays
+
+
+def test_an_unknown_404_does_not_clear_the_track(env: Env) -> None:
+    player = playing(env)
+    env.fake.fail_next("PATCH", f"/players/{GUILD}", status=500)
+    env.fake.fail_next("GET", f"/players/{GUILD}", status=404, message="Not Found")  # a proxy
+    with pytest.raises(RestError):
+        player.set_volume(41)
+    assert player.track is not None
