@@ -555,8 +555,9 @@ class Node:
     def call(self, fn: Callable[[str], Any], *, timeout: Optional[float] = None) -> Any:
         """Run a REST call that needs the session id, waiting while the node reconnects.
 
-        A 404 ``Session not found`` answered while the session is paused on the server (the
-        socket dropped but the reader has not noticed yet) is retried once the node is ready.
+        A 404 ``Session not found`` (NodeLink: ``The provided sessionId doesn't exist.``)
+        answered while the session is paused on the server (the socket dropped but the reader
+        has not noticed yet) is retried once the node is ready.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         for attempt in range(3):
@@ -565,7 +566,9 @@ class Node:
             try:
                 return fn(sid)
             except RestError as exc:
-                if exc.status != 404 or exc.message != "Session not found" or attempt == 2:
+                text = exc.message.lower()
+                paused = exc.status == 404 and ("session not found" in text or "sessionid" in text)
+                if not paused or attempt == 2:
                     raise
                 if deadline is not None and time.monotonic() >= deadline:
                     raise

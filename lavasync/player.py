@@ -331,9 +331,15 @@ class Player:
             with self._call(timeout):
                 self._client._placement.ensure_placed(self, timeout)
         node = self._node
-        info: PlayerInfo = node.call(
-            lambda sid: node.rest.get_player(sid, self.guild_id, timeout=timeout), timeout=timeout
-        )
+        try:
+            info: PlayerInfo = node.call(
+                lambda sid: node.rest.get_player(sid, self.guild_id, timeout=timeout),
+                timeout=timeout,
+            )
+        except RestError as exc:
+            if _player_gone(exc) and self._node is node:
+                self._forget_track()  # the node has no such player: local state must not say so
+            raise
         self._apply_info(info)
         return info
 
@@ -350,11 +356,13 @@ class Player:
         *,
         self_deaf: bool = False,
         self_mute: bool = False,
-        timeout: float = 10.0,
+        timeout: Optional[float] = 10.0,
     ) -> None:
         """Join a voice channel: OP 4 through the host's hook, then wait until Lavalink has the
-        voice state. Raises :class:`~lavasync.errors.VoiceConnectTimeoutError` naming the
-        Discord update that never came; leaves no half state behind."""
+        voice state (``timeout`` None: no limit). Raises
+        :class:`~lavasync.errors.VoiceConnectTimeoutError` naming the Discord update that never
+        came, or the voice PATCH's error; either way the bot leaves the channel again and no
+        half state is left behind."""
         self._check_alive()
         self._voice_machine().connect(
             snowflake(channel_id, "channel_id"),
@@ -369,9 +377,10 @@ class Player:
         *,
         self_deaf: Optional[bool] = None,
         self_mute: Optional[bool] = None,
-        timeout: float = 10.0,
+        timeout: Optional[float] = 10.0,
     ) -> None:
-        """Move the bot to another voice channel of the guild (and Lavalink with it)."""
+        """Move the bot to another voice channel of the guild (and Lavalink with it); as
+        :meth:`connect`, ``timeout`` None means no limit."""
         self._check_alive()
         voice = self._voice_machine()
         voice.connect(
@@ -482,7 +491,11 @@ class Player:
                 ),
                 timeout=limit,
             )
-        except RestError as exc:
+        except (ClientClosedError, PlayerDestroyedError):
+            raise
+        except LavasyncError as exc:
+            # A timeout or a reset may have lost the answer to a change the node made: whatever
+            # failed, local state becomes what the server has before the error is raised.
             log.info("guild %s: update failed (%s); re-reading the player", self.guild_id, exc)
             self._resync_after_failure(node, limit)
             raise
@@ -497,15 +510,36 @@ class Player:
         return info
 
     def _resync_after_failure(self, node: Node, timeout: Optional[float]) -> None:
+        """After a failed call, re-read the player (GET) and apply what the server has.
+
+        Only while ``node`` is reachable and still this player's node; otherwise nothing changes
+        (a resume re-syncs players, a fresh session rebuilds them from local state). A 404
+        ``Session not found`` means the session is paused or reconnecting, never "player gone":
+        only a 404 for the player itself (the session answered) clears the local track.
+        """
+        if self._node is not node or not node.available or self._destroyed is not None:
+            return
+        sid = node.session_id
+        if not sid:
+            return
         try:
-            info = node.rest.get_player(node.session(timeout), self.guild_id, timeout=timeout)
+            info = node.rest.get_player(sid, self.guild_id, timeout=timeout)
+        except RestError as exc:
+            if _player_gone(exc):
+                self._forget_track()
+            else:
+                log.info("guild %s: re-reading the player failed: %s", self.guild_id, exc)
+            return
         except LavasyncError as exc:
-            if isinstance(exc, RestError) and exc.status == 404:
-                with self._lock:
-                    self._track = None
-                    self._paused = False
+            log.info("guild %s: re-reading the player failed: %s", self.guild_id, exc)
             return
         self._apply_info(info)
+
+    def _forget_track(self) -> None:
+        """The node has no player for this guild: it plays nothing."""
+        with self._lock:
+            self._track = None
+            self._paused = False
 
     def _apply_info(self, info: PlayerInfo) -> None:
         """Make the local state what the server answered (REST Player object)."""
@@ -668,6 +702,14 @@ class Player:
             machine = player._voice_machine()
             machine.restore(voice)
         return player
+
+
+def _player_gone(exc: RestError) -> bool:
+    """A 404 about the player itself (Lavalink: ``Player not found``). A 404 about the session
+    (``Session not found``; NodeLink: ``The provided sessionId doesn't exist.``: paused or
+    reconnecting) or any other 404 (a proxy, an unknown route) says nothing about the player."""
+    text = exc.message.lower()
+    return exc.status == 404 and "player" in text and "session" not in text
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:

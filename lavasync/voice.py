@@ -7,10 +7,16 @@ joins the pieces: ``session_id`` + ``channel_id`` from the bot's own VOICE_STATE
 Lavalink (``channelId`` always sent: required since Lavalink 4.2).
 
 Which thread does what: the hook is called on the thread that asked (``connect``/``leave``), or on
-the dispatcher thread for follow-ups (a 4006 rejoin). Gateway dispatches only update fields and
-wake waiters; a PATCH that no ``connect`` call is waiting to send (region move, a channel move made
-in Discord) runs on the dispatcher thread, so the host's gateway thread never blocks on Lavalink.
-No lock is held across the voice PATCH or the hook.
+an internal lavasync thread (``client._call_soon``) for follow-ups (a 4006 rejoin). Gateway
+dispatches only update fields and wake waiters; a PATCH that no ``connect`` call is waiting to send
+(region move, a channel move made in Discord) runs on that internal thread, so the host's gateway
+thread never blocks on Lavalink. No lock is held across the voice PATCH or the hook.
+
+Convergence: one voice PATCH is in flight at a time. Whoever sends it (``connect`` or a follow-up)
+compares the values with what it sent once the PATCH is done and sends again if Discord changed
+them meanwhile, so after any interleaving Lavalink ends up with the latest dispatched voice state.
+A join that fails (Discord never answers, or Lavalink refuses or never answers the voice PATCH)
+sends OP 4 with ``channel_id: null``: the bot never stays silent in a channel.
 """
 
 from __future__ import annotations
@@ -22,8 +28,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
-from .errors import LavasyncError, VoiceConnectTimeoutError
-from .models import UpdatePlayer, VoiceState
+from .errors import (
+    ClientClosedError,
+    LavasyncError,
+    LavasyncTimeoutError,
+    PlayerDestroyedError,
+    VoiceConnectTimeoutError,
+)
+from .models import PlayerInfo, UpdatePlayer, VoiceState
 
 if TYPE_CHECKING:
     from .client import Client
@@ -96,10 +108,24 @@ class VoiceConnection:
 
     # ------------------------------------------------------------------ caller side
 
-    def connect(self, channel_id: int, *, self_deaf: bool, self_mute: bool, timeout: float) -> None:
-        """Send OP 4 and block until Lavalink accepted the voice state for ``channel_id``."""
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be > 0")
+    def connect(
+        self, channel_id: int, *, self_deaf: bool, self_mute: bool, timeout: Optional[float]
+    ) -> None:
+        """Send OP 4 and block until Lavalink accepted the voice state for ``channel_id``.
+
+        ``timeout`` None waits without limit. Whatever happens, the machine's flags are restored
+        on return; a join that failed (Discord never answered, or the voice PATCH failed) leaves
+        the channel again and leaves no half state.
+        """
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not timeout > 0  # NaN included
+        ):
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None, not {timeout!r}"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._requested = channel_id
             self._joining = True
@@ -109,45 +135,67 @@ class VoiceConnection:
             self.self_mute = bool(self_mute)
             had_server = bool(self.token and self.endpoint)
             was_in = self.channel_id
-        deadline = time.monotonic() + timeout
+        joined = False
         try:
             self._client._send_op4(self._player.guild_id, channel_id, self_deaf, self_mute)
-            with self._lock:
-                ok = self._cond.wait_for(
-                    lambda: (
-                        self._cancelled is not None
-                        or (self.complete and self.channel_id == channel_id)
-                    ),
-                    max(0.0, deadline - time.monotonic()),
-                )
-                if self._cancelled is not None:
-                    raise LavasyncError(
-                        f"guild {self._player.guild_id}: connect cancelled ({self._cancelled})"
-                    )
-                if not ok:
-                    missing = []
-                    if self.channel_id != channel_id or not self.session_id:
-                        missing.append("VOICE_STATE_UPDATE")
-                    if not (self.token and self.endpoint):
-                        missing.append("VOICE_SERVER_UPDATE")
-                    if not missing:  # pragma: no cover - the predicate says otherwise
-                        missing.append("VOICE_STATE_UPDATE")
-                    names = " and ".join(missing)
-                    raise VoiceConnectTimeoutError(
-                        f"guild {self._player.guild_id}: no {names} from Discord within "
-                        f"{timeout} s after joining channel {channel_id}; is handle_gateway "
-                        "fed every dispatch?",
-                        missing=tuple(missing),
-                    )
+            self._await_join(channel_id, deadline, timeout)
+            joined = True
             self._client._place_by_region(self._player)
-            self._send_voice(timeout=max(0.5, deadline - time.monotonic()), force=True)
+            self._pump(deadline=deadline, force=True)
         except VoiceConnectTimeoutError:
             self._undo_join(was_in, had_server)
+            raise
+        except (ClientClosedError, PlayerDestroyedError):
+            raise
+        except LavasyncError as exc:
+            if joined and self._cancelled is None:
+                log.warning(
+                    "guild %s: Lavalink did not take the voice state (%s); leaving channel %s",
+                    self._player.guild_id,
+                    exc,
+                    channel_id,
+                )
+                self._abandon()
             raise
         finally:
             with self._lock:
                 self._joining = False
                 self._requested = None
+                follow_up = self._follow_up_due()
+            if follow_up:  # an update came while the last PATCH was finishing
+                self._send_voice_soon()
+
+    def _await_join(
+        self, channel_id: int, deadline: Optional[float], timeout: Optional[float]
+    ) -> None:
+        """Wait for Discord's two voice updates for ``channel_id``."""
+        with self._lock:
+            ok = self._cond.wait_for(
+                lambda: (
+                    self._cancelled is not None or (self.complete and self.channel_id == channel_id)
+                ),
+                _remaining(deadline),
+            )
+            if self._cancelled is not None:
+                raise LavasyncError(
+                    f"guild {self._player.guild_id}: connect cancelled ({self._cancelled})"
+                )
+            if ok:
+                return
+            missing = []
+            if self.channel_id != channel_id or not self.session_id:
+                missing.append("VOICE_STATE_UPDATE")
+            if not (self.token and self.endpoint):
+                missing.append("VOICE_SERVER_UPDATE")
+            if not missing:  # pragma: no cover - the predicate says otherwise
+                missing.append("VOICE_STATE_UPDATE")
+            names = " and ".join(missing)
+            raise VoiceConnectTimeoutError(
+                f"guild {self._player.guild_id}: no {names} from Discord within "
+                f"{timeout} s after joining channel {channel_id}; is handle_gateway "
+                "fed every dispatch?",
+                missing=tuple(missing),
+            )
 
     def _undo_join(self, was_in: Optional[int], had_server: bool) -> None:
         """A join that timed out leaves nothing behind: leave the channel we were asked for."""
@@ -161,6 +209,20 @@ class VoiceConnection:
                 self._client._send_op4(self._player.guild_id, None, self.self_deaf, self.self_mute)
             except Exception:
                 log.exception("guild %s: the gateway hook raised", self._player.guild_id)
+
+    def _abandon(self) -> None:
+        """Lavalink refused (or never answered) the voice state: leave the Discord channel and
+        forget the voice values, so the bot does not sit silent in a channel."""
+        with self._lock:
+            self.session_id = self.channel_id = None
+            self.token = self.endpoint = None
+            self._sent = None
+            self._leaving = True
+            deaf, mute = self.self_deaf, self.self_mute
+        try:
+            self._client._send_op4(self._player.guild_id, None, deaf, mute)
+        except Exception:
+            log.exception("guild %s: the gateway hook raised", self._player.guild_id)
 
     def leave(self) -> None:
         """Send OP 4 with ``channel_id: null`` and forget the voice state."""
@@ -180,36 +242,114 @@ class VoiceConnection:
             self._cancelled = reason
             self._cond.notify_all()
 
-    def _send_voice(self, *, timeout: Optional[float] = None, force: bool = False) -> None:
-        """PATCH the current voice state if it changed since the last accepted one."""
+    def _follow_up_due(self) -> bool:
+        """(Lock held.) Lavalink lacks the latest voice state and nobody is about to send it."""
+        return (
+            not self._joining
+            and not self._patching
+            and self._cancelled is None
+            and self.complete
+            and self._key() != self._sent
+        )
+
+    def _pump(self, *, deadline: Optional[float] = None, force: bool = False) -> None:
+        """PATCH the voice state until Lavalink holds the latest one Discord gave.
+
+        One sender at a time (``_patching``). Updates arriving while a PATCH is in flight are
+        not sent on their own: after each PATCH the sender compares the current values with
+        what it just sent and sends again if they differ, so any interleaving converges on
+        the latest dispatch with one PATCH per burst. ``force`` sends the first PATCH even if
+        the values did not change (``connect``). Once ``deadline`` has passed no further PATCH
+        is started here (a follow-up takes over). A failed PATCH is retried only if newer
+        values arrived meanwhile; otherwise its error is raised.
+        """
         player = self._player
         with self._lock:
-            key = self._key()
-            if key is None or (key == self._sent and not force) or self._cancelled:
-                return
-            state = self.voice_state()
+            if self._patching:
+                if not force:
+                    return  # the sender in flight sees the new values when its PATCH ends
+                ok = self._cond.wait_for(
+                    lambda: not self._patching or self._cancelled is not None, _remaining(deadline)
+                )
+                if self._cancelled is not None:
+                    return
+                if not ok:
+                    raise LavasyncTimeoutError(
+                        f"guild {player.guild_id}: another voice update did not finish in time"
+                    )
             self._patching = True
+        owned = True  # this thread is the sender until it clears _patching under the lock
+        first = True
+        failed: Optional[tuple[str, str, str, int]] = None
         try:
-            if player.destroyed:
-                return
-            info = player._node.call(
-                lambda sid: player._node.rest.update_player(
-                    sid, player.guild_id, UpdatePlayer(voice=state), timeout=timeout
-                ),
-                timeout=timeout,
-            )
-            player._apply_info(info)
-            with self._lock:
-                self._sent = key
-                self._rejoin_pending = False
-        finally:
-            with self._lock:
-                self._patching = False
+            while True:
+                with self._lock:
+                    key = self._key()
+                    late = not first and deadline is not None and time.monotonic() >= deadline
+                    if (
+                        key is None
+                        or self._cancelled is not None
+                        or player.destroyed
+                        or key == failed
+                        or late
+                        or (key == self._sent and not (first and force))
+                    ):
+                        owned = self._patching = False
+                        self._cond.notify_all()
+                        return
+                    state = self.voice_state()
+                first = False
+                limit = self._client.call_timeout
+                if deadline is not None:
+                    limit = max(0.5, deadline - time.monotonic())
+                try:
+                    info = self._patch(state, limit)
+                except LavasyncError:
+                    with self._lock:
+                        newer = self._key()
+                        retry = (
+                            newer is not None
+                            and newer != key
+                            and self._cancelled is None
+                            and (deadline is None or time.monotonic() < deadline)
+                        )
+                        if not retry:
+                            owned = self._patching = False
+                            self._cond.notify_all()
+                    if not retry:
+                        raise
+                    failed = key
+                    continue
+                player._apply_info(info)
+                with self._lock:
+                    self._sent = key
+                    self._rejoin_pending = False
+        except BaseException:
+            if owned:
+                with self._lock:
+                    self._patching = False
+                    self._cond.notify_all()
+            raise
+
+    def _patch(self, state: VoiceState, timeout: Optional[float]) -> PlayerInfo:
+        """One voice PATCH on the player's node (no lock held: it waits for Discord's handshake)."""
+        player = self._player
+        node = player._node
+        info: PlayerInfo = node.call(
+            lambda sid: node.rest.update_player(
+                sid, player.guild_id, UpdatePlayer(voice=state), timeout=timeout
+            ),
+            timeout=timeout,
+        )
+        return info
 
     def _send_voice_soon(self) -> None:
+        """Forward a voice update made in Discord (region move, channel move) off the
+        gateway's thread."""
+
         def run() -> None:
             try:
-                self._send_voice()
+                self._pump()
             except LavasyncError as exc:
                 log.warning("guild %s: voice update failed: %s", self._player.guild_id, exc)
 
@@ -259,7 +399,7 @@ class VoiceConnection:
             if isinstance(mute, bool):
                 self.self_mute = mute
             self._cond.notify_all()
-            follow_up = not self._joining and self.complete and self._key() != self._sent
+            follow_up = self._follow_up_due()
         if follow_up:
             self._send_voice_soon()
 
@@ -278,7 +418,7 @@ class VoiceConnection:
             self.token = token
             self.endpoint = endpoint
             self._cond.notify_all()
-            follow_up = not self._joining and self.complete and self._key() != self._sent
+            follow_up = self._follow_up_due()
         if follow_up:
             self._send_voice_soon()
 
@@ -303,3 +443,8 @@ class VoiceConnection:
             # or a kick (channel null). Nothing to do until it comes.
             with self._lock:
                 self._sent = None
+
+
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left until ``deadline`` (None: no limit)."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

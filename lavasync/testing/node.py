@@ -26,6 +26,7 @@ import re
 import secrets
 import select
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -397,6 +398,24 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+@dataclass
+class _Fault:
+    """One REST fault rule: which requests it matches and how many it still affects."""
+
+    kind: str  # "fail", "stall" or "reset"
+    method: Optional[str]
+    path: Optional[str]
+    count: Optional[int]  # None: every matching request until cleared
+    status: int = 500
+    message: str = ""
+    keep: int = 0  # reset: bytes of the body sent before the reset
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path is None or self.path in path
+        )
+
+
 def _bad_body(why: str) -> _HttpError:
     return _HttpError(400, f"Failed to read request: {why}")
 
@@ -467,6 +486,8 @@ class FakeNode:
         self._refusing: Optional[str] = None
         self._voice_delay = 0.0
         self._voice_failure = False
+        self._faults: list[_Fault] = []  # REST fault rules (fail_next, stall_answers, ...)
+        self._release_gen = 0  # bumped by release_answers(): held answers go out
         self._route_planner: Optional[dict[str, Any]] = None
         self._load_results: dict[str, dict[str, Any]] = {}
         self._catalogue: dict[str, dict[str, Any]] = {}
@@ -1059,6 +1080,134 @@ class FakeNode:
         with self._lock:
             self._voice_failure = bool(fail)
 
+    # ------------------------------------------------------------------ REST faults
+
+    def fail_next(
+        self,
+        method: Optional[str] = None,
+        path_substring: Optional[str] = None,
+        *,
+        status: int = 500,
+        count: Optional[int] = 1,
+        message: Optional[str] = None,
+    ) -> None:
+        """Answer the next ``count`` matching REST requests with ``status`` and Lavalink's error
+        JSON, **without** applying them (``count=None``: every one until :meth:`clear_faults`).
+
+        Matching: ``method`` (None: any) and ``path_substring`` found in the request path (None:
+        any). ``message`` defaults to the status's reason phrase; pass ``"Session not found"``
+        with 404 to mimic a session paused on the server (PROTOCOL.md §4).
+        """
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        text = _wire.reason_phrase(status) if message is None else message
+        self._add_fault(_Fault("fail", None, path_substring, count, status, text), method)
+
+    def stall_answers(
+        self,
+        path_substring: Optional[str] = None,
+        method: Optional[str] = None,
+        count: Optional[int] = None,
+    ) -> None:
+        """Apply matching REST requests (state changes, events go out) but hold their HTTP
+        answers until :meth:`release_answers`, the client hangs up, or the node dies/closes.
+
+        The client sees a read timeout for a change the node made: a lost answer. ``count``
+        limits how many requests are held (None: every matching one until released).
+        """
+        self._add_fault(_Fault("stall", None, path_substring, count), method)
+
+    def release_answers(self) -> None:
+        """Send every held answer (to clients still listening) and stop stalling."""
+        with self._cond:
+            self._faults = [f for f in self._faults if f.kind != "stall"]
+            self._release_gen += 1
+            self._cond.notify_all()
+
+    def reset_mid_body(
+        self,
+        path_substring: Optional[str] = None,
+        method: Optional[str] = None,
+        count: Optional[int] = 1,
+        *,
+        keep: int = 8,
+    ) -> None:
+        """Apply matching REST requests, then send the status line, the headers and ``keep``
+        bytes of the body, and reset the TCP connection (RST: SO_LINGER 0).
+
+        The node made the change; the client gets a connection reset instead of the answer.
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ValueError("keep must be a whole number of bytes >= 0")
+        self._add_fault(_Fault("reset", None, path_substring, count, keep=keep), method)
+
+    def clear_faults(self) -> None:
+        """Forget every REST fault rule (``fail_next``, ``stall_answers``, ``reset_mid_body``)
+        and release held answers."""
+        with self._cond:
+            self._faults.clear()
+            self._release_gen += 1
+            self._cond.notify_all()
+
+    def _add_fault(self, fault: _Fault, method: Optional[str]) -> None:
+        if fault.count is not None and (
+            isinstance(fault.count, bool) or not isinstance(fault.count, int) or fault.count < 1
+        ):
+            raise ValueError("count must be a whole number >= 1, or None")
+        if method is not None:
+            if not isinstance(method, str) or not method:
+                raise ValueError("method must be an HTTP method name or None")
+            fault.method = method.upper()
+        if fault.path is not None and not isinstance(fault.path, str):
+            raise ValueError("path_substring must be a string or None")
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, kinds: tuple[str, ...], method: str, path: str) -> Optional[_Fault]:
+        """The first rule of ``kinds`` matching this request, with one use counted."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind in kinds and fault.matches(method, path):
+                    if fault.count is not None:
+                        fault.count -= 1
+                        if fault.count <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _hold_answer(self, sock: socket.socket) -> bool:
+        """Wait until released (True), or the client hung up / the node died (False)."""
+        with self._cond:
+            gen, epoch = self._release_gen, self._epoch
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._release_gen != gen or self._epoch != epoch or self._closed,
+                    0.05,
+                )
+                if self._epoch != epoch or self._closed:
+                    return False
+                if self._release_gen != gen:
+                    return True
+            if not self._peer_alive(sock):
+                return False
+
+    @staticmethod
+    def _send_and_reset(sock: socket.socket, data: bytes) -> None:
+        """Write ``data``, then abort the connection with a RST instead of a FIN."""
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
     def _find_player(self, guild_id: int, session_id: Optional[str]) -> _Player:
         guild_id = int(guild_id)
         if session_id is not None:
@@ -1545,7 +1694,10 @@ class FakeNode:
         path = unquote(req.path)
         query = parse_qs(req.query_string, keep_blank_values=True)
         trace = query.get("trace", [""])[0] == "true"
+        failing = self._take_fault(("fail",), req.method, path)
         try:
+            if failing is not None:
+                raise _HttpError(failing.status, failing.message)
             response = self._dispatch(req, path, query)
         except _HttpError as exc:
             response = _Response(
@@ -1568,6 +1720,16 @@ class FakeNode:
             content_type=response.content_type,
             keep_alive=keep,
         )
+        late = (
+            None if failing is not None else self._take_fault(("stall", "reset"), req.method, path)
+        )
+        if late is not None and late.kind == "stall" and not self._hold_answer(sock):
+            return False
+        if late is not None and late.kind == "reset":
+            head = data.index(b"\r\n\r\n") + 4
+            partial = min(late.keep, max(0, len(data) - head - 1))  # never the whole body
+            self._send_and_reset(sock, data[: head + partial])
+            return False
         return self._send_bytes(sock, data) and keep
 
     def _dispatch(
