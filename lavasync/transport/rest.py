@@ -12,6 +12,7 @@ from __future__ import annotations
 import json as _json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Mapping
 from http.client import HTTPException
@@ -35,6 +36,7 @@ from ..errors import (
     ConnectionFailedError,
     LavasyncTimeoutError,
     RestError,
+    TLSError,
 )
 
 __all__ = ["METHODS", "QueryValue", "RestTransport", "Timeout", "encode_query"]
@@ -207,7 +209,10 @@ class _Adapter(HTTPAdapter):
     target is sliced off the URL instead of re-parsed, and cookies are not extracted
     (Lavalink sets none)."""
 
-    def __init__(self, origin: str, pool_maxsize: int) -> None:
+    def __init__(
+        self, origin: str, pool_maxsize: int, ssl_context: Optional[ssl.SSLContext] = None
+    ) -> None:
+        self._ssl_context = ssl_context  # read by init_poolmanager, which super() calls
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
         self._origin = origin
         self._pool: Any = None
@@ -216,8 +221,22 @@ class _Adapter(HTTPAdapter):
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
+        if self._ssl_context is not None:
+            pool_kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        context = self._ssl_context
+        if context is None:
+            stock: Any = super()  # the stubs leave cert_verify untyped
+            stock.cert_verify(conn, url, verify, cert)
+            return
+        # The user's context decides alone: no CA bundle is loaded into it (requests would
+        # add certifi's on every new connection) and its verify mode is kept as it is.
+        conn.cert_reqs = context.verify_mode
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
 
     def get_connection_with_tls_context(
         self,
@@ -265,7 +284,8 @@ class RestTransport:
     """Sends REST calls to one Lavalink node and returns the decoded bodies.
 
     Thread-safe: any number of threads may call :meth:`request` at once; they share one
-    keep-alive connection pool of ``pool_maxsize`` connections.
+    keep-alive connection pool of ``pool_maxsize`` connections. For ``https://``,
+    ``ssl_context`` (if given) alone decides what is trusted; by default it is certifi's bundle.
     """
 
     def __init__(
@@ -276,6 +296,7 @@ class RestTransport:
         client_name: str,
         timeout: Timeout = (5.0, 30.0),
         pool_maxsize: int = 32,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if not isinstance(base_uri, str):
             raise ValueError(f"base_uri must be a string, got {base_uri!r}")
@@ -296,6 +317,11 @@ class RestTransport:
             parts.port  # noqa: B018  (raises ValueError for a bad port)
         except ValueError as exc:
             raise ValueError(f"base_uri has an invalid port: {base_uri!r}") from exc
+        if ssl_context is not None:
+            if not isinstance(ssl_context, ssl.SSLContext):
+                raise ValueError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+            if parts.scheme != "https":
+                raise ValueError(f"ssl_context is for https:// nodes, not {base_uri!r}")
 
         self.base_uri = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.timeout: Timeout = _check_timeout(timeout)
@@ -306,7 +332,7 @@ class RestTransport:
 
         session = requests.Session()
         session.trust_env = False  # no proxy/netrc/CA lookups in the environment per call
-        adapter = _Adapter(f"{parts.scheme}://{parts.netloc}", pool_maxsize)
+        adapter = _Adapter(f"{parts.scheme}://{parts.netloc}", pool_maxsize, ssl_context)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
@@ -419,8 +445,8 @@ class RestTransport:
             if self._closed:
                 raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
             _log.debug("%s %s on %s failed: %r", method, path, self.base_uri, exc)
-            raise ConnectionFailedError(
-                f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}"
+            raise _connection_error(
+                f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}", exc
             ) from exc
 
         status = response.status_code
@@ -431,6 +457,23 @@ class RestTransport:
         if status == 204 or not content:
             return None
         return _decode(response.headers.get("Content-Type") or "", content, method, path, status)
+
+
+def _connection_error(message: str, exc: BaseException) -> ConnectionFailedError:
+    """ConnectionFailedError, or TLSError when an ``ssl`` error is somewhere in the chain."""
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 8:
+        if isinstance(current, ssl.SSLError):
+            certificate = isinstance(current, ssl.SSLCertVerificationError)
+            return TLSError(message, certificate=certificate)
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            nested.append(reason)
+        current = nested[0] if nested else current.__cause__ or current.__context__
+        seen += 1
+    return ConnectionFailedError(message)
 
 
 def _reason(exc: BaseException) -> str:
