@@ -15,6 +15,9 @@ Two layers:
   info. A Track without a usable blob is written as version 3 with no source section, which
   the server rejects for sources that need one (``http``/``local``): keep the decoded track.
 
+:func:`check_blob` is the structural check used before a user's blob is sent (``play``,
+``decode_tracks``): it reads what the server's reader needs and leaves the source section alone.
+
 Every function here is pure and thread-safe. Bad blobs raise :class:`~lavasync.errors.DecodeError`
 (a ``ValueError``); bad arguments to the encoders raise ``ValueError``.
 """
