@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import urllib3
 from conftest import FAST, USER_ID, wait_until
 
 from lavasync import (
@@ -34,6 +35,7 @@ ec = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ec")
 NameOID = x509.oid.NameOID
 
 GUILD = 817327181659111454
+URLLIB3_1 = str(getattr(urllib3, "__version__", "2")).startswith("1.")
 E = TypeVar("E")
 
 
@@ -82,7 +84,12 @@ class Pki:
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    ]
+                ),
                 critical=False,
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -146,13 +153,19 @@ def test_fake_node_serves_https_and_wss(fake: FakeNode) -> None:
     assert fake.ws_uri.startswith("wss://127.0.0.1:")
 
 
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 def test_a_private_ca_node_works_over_https_and_wss(
-    pki: Pki, fake: FakeNode, client: Client
+    pki: Pki, fake: FakeNode, client: Client, host: str
 ) -> None:
     context = pki.client_context()
-    node = client.add_node(
-        "tls", fake.uri, password=fake.password, backoff=FAST, ssl_context=context
-    )
+    uri = f"https://{host}:{fake.port}"
+    if host == "127.0.0.1" and URLLIB3_1:
+        # urllib3 1.x sends no SNI to an IP address, and a context that checks host names
+        # then refuses to connect: said up front instead of as a connection error later
+        with pytest.raises(ValueError, match=r"urllib3 1\.x"):
+            client.add_node("tls", uri, password=fake.password, ssl_context=context)
+        return
+    node = client.add_node("tls", uri, password=fake.password, backoff=FAST, ssl_context=context)
     assert client.wait_ready(5) is node
     assert node.ws_url.startswith("wss://") and node.last_error is None
     assert fake.handshakes[0].accepted  # the WebSocket came over TLS
@@ -189,12 +202,13 @@ def test_an_untrusted_certificate_fails_the_node_fast_with_its_cause(
 
 
 def test_rest_uses_the_context_and_reports_tls_failures(pki: Pki, fake: FakeNode) -> None:
+    uri = f"https://localhost:{fake.port}"
     with RestTransport(
-        fake.uri, fake.password, client_name="t/1", ssl_context=pki.client_context()
+        uri, fake.password, client_name="t/1", ssl_context=pki.client_context()
     ) as rest:
         assert rest.request("GET", "/version") == fake.version
         assert rest.request("GET", "/v4/info")["version"]["semver"] == fake.version
-    with RestTransport(fake.uri, fake.password, client_name="t/1") as untrusting:
+    with RestTransport(uri, fake.password, client_name="t/1") as untrusting:
         with pytest.raises(TLSError, match="CERTIFICATE_VERIFY_FAILED") as info:
             untrusting.request("GET", "/v4/info")
         assert info.value.certificate

@@ -9,6 +9,7 @@ into the lavasync exception tree and never reach the caller.
 
 from __future__ import annotations
 
+import ipaddress
 import json as _json
 import logging
 import socket
@@ -20,6 +21,7 @@ from typing import Any, Optional, Union, cast
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
@@ -322,6 +324,11 @@ class RestTransport:
                 raise ValueError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
             if parts.scheme != "https":
                 raise ValueError(f"ssl_context is for https:// nodes, not {base_uri!r}")
+            if ssl_context.check_hostname and _URLLIB3_1 and _is_ip(parts.hostname or ""):
+                raise ValueError(
+                    "urllib3 1.x cannot match an IP address with an ssl_context that checks "
+                    f"host names: name the node by host name ({base_uri!r}) or use urllib3 2"
+                )
 
         self.base_uri = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.timeout: Timeout = _check_timeout(timeout)
@@ -457,6 +464,18 @@ class RestTransport:
         if status == 204 or not content:
             return None
         return _decode(response.headers.get("Content-Type") or "", content, method, path, status)
+
+
+#: urllib3 1.x sends no SNI for an IP address, which a context with check_hostname refuses.
+_URLLIB3_1 = str(getattr(urllib3, "__version__", "2")).startswith("1.")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _connection_error(message: str, exc: BaseException) -> ConnectionFailedError:
