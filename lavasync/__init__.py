@@ -25,6 +25,7 @@ from .errors import (  # noqa: E402
     NodeUnavailableError,
     PlayerDestroyedError,
     RestError,
+    TLSError,
     VoiceConnectTimeoutError,
 )
 from .models import (  # noqa: E402
@@ -128,6 +129,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "Session",
     "Stats",
     "StatsEvent",
+    "TLSError",
     "Timescale",
     "Track",
     "TrackEndEvent",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,13 +38,13 @@ from ._workers import WorkerPool
 from .errors import (
     ClientClosedError,
     LavasyncError,
-    LavasyncTimeoutError,
     NodeUnavailableError,
 )
 from .models import LoadResult, PlayerInfo, Track, snowflake
 from .models.events import Event, PlayerEvent
 from .node import Backoff, Node, NodeState
 from .player import Player
+from .rest import _encoded_list
 from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, StateStore
 from .transport.rest import READER_PREFIX
 from .voice import endpoint_region
@@ -303,12 +304,16 @@ class Client:
         ping_interval: float = 15.0,
         ping_timeout: float = 10.0,
         stats_interval: float = 60.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> Node:
         """Add a node and start connecting to it in the background.
 
         ``region`` (a name or several) declares where the node is (``"eu"``, ``"us"``, a voice
         location like ``"rotterdam"``...). ``resume_timeout`` (seconds) turns resuming on; None
         turns it off. ``session_id`` resumes a session from an earlier process.
+        ``ssl_context`` is used by both REST and the WebSocket of an ``https://`` node (e.g.
+        ``ssl.create_default_context(cafile="my-ca.pem")`` for a private CA); an untrusted
+        certificate makes the node fail with a :class:`~lavasync.errors.TLSError`.
         """
         self._check_open()
         if session_id is None:
@@ -336,6 +341,7 @@ class Client:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             stats_interval=stats_interval,
+            ssl_context=ssl_context,
         )
         with self._lock:
             self._check_open()
@@ -375,8 +381,10 @@ class Client:
     def wait_ready(self, timeout: Optional[float] = 10.0) -> Node:
         """Block until at least one node is ready and return it.
 
-        Raises :class:`~lavasync.errors.LavasyncTimeoutError` on timeout, or the node's own
-        error when every node failed for good (e.g. a wrong password).
+        Raises :class:`~lavasync.errors.NodeUnavailableError` (also a TimeoutError) on timeout,
+        naming each node's state and last connection error (also in its ``errors`` and
+        ``states``), or the node's own error when every node failed for good (e.g. a wrong
+        password, an untrusted certificate).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._ready_cond:
@@ -395,8 +403,12 @@ class Client:
                     raise error
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    states = ", ".join(f"{n.name}: {n.state.value}" for n in nodes)
-                    raise LavasyncTimeoutError(f"no node ready after {timeout} s ({states})")
+                    states = "; ".join(f"{n.name}: {n._status()}" for n in nodes)
+                    raise NodeUnavailableError(
+                        f"no node ready after {timeout} s ({states})",
+                        errors={n.name: n.last_error or n.error for n in nodes},
+                        states={n.name: n.state.value for n in nodes},
+                    )
                 self._ready_cond.wait(remaining if remaining is None else min(remaining, 0.5))
 
     def best_node(self, region: Optional[str] = None, *, exclude: Sequence[Node] = ()) -> Node:
@@ -460,8 +472,13 @@ class Client:
         return target.rest.load_tracks(identifier, raise_on_error=raise_on_error, timeout=timeout)
 
     def decode_tracks(self, encoded: Sequence[str], *, node: Optional[Node] = None) -> list[Track]:
-        """Decode tracks on a node (``POST /v4/decodetracks``). See also lavasync.decode_track."""
-        return self._rest_node(node).rest.decode_tracks(encoded)
+        """Decode tracks on a node (``POST /v4/decodetracks``). See also lavasync.decode_track.
+
+        Blobs are checked locally first: a malformed one raises DecodeError (a ValueError)
+        before any node is asked.
+        """
+        blobs = _encoded_list(encoded)
+        return self._rest_node(node).rest.decode_tracks(blobs)
 
     # ------------------------------------------------------------------ players
 

@@ -15,6 +15,9 @@ Two layers:
   info. A Track without a usable blob is written as version 3 with no source section, which
   the server rejects for sources that need one (``http``/``local``): keep the decoded track.
 
+:func:`check_blob` is the structural check used before a user's blob is sent (``play``,
+``decode_tracks``): it reads what the server's reader needs and leaves the source section alone.
+
 Every function here is pure and thread-safe. Bad blobs raise :class:`~lavasync.errors.DecodeError`
 (a ``ValueError``); bad arguments to the encoders raise ``ValueError``.
 """
@@ -41,6 +44,7 @@ __all__ = [
     "LAVASRC_SOURCES",
     "MAX_STRING_BYTES",
     "TrackBlob",
+    "check_blob",
     "decode_blob",
     "decode_info",
     "decode_track",
@@ -254,9 +258,8 @@ _Parsed = tuple[
 ]
 
 
-def _parse(encoded: str) -> _Parsed:
-    """Decode a blob into its fields (see ``_Parsed``), or raise DecodeError."""
-    raw = _b64decode(encoded)
+def _frame(raw: bytes) -> tuple[bytes, int, int]:
+    """Check a message's header; return (the message cut to its size, flags, size)."""
     if len(raw) < 4:
         raise DecodeError(f"track blob is truncated: {len(raw)} bytes, the header alone is 4")
     flags = raw[0] >> 6
@@ -270,6 +273,13 @@ def _parse(encoded: str) -> _Parsed:
         )
     if end < len(raw):
         raw = raw[:end]  # bytes after the message are ignored, as the server does
+    return raw, flags, size
+
+
+def _parse(encoded: str) -> _Parsed:
+    """Decode a blob into its fields (see ``_Parsed``), or raise DecodeError."""
+    raw, flags, size = _frame(_b64decode(encoded))
+    end = 4 + size
     if flags & _VERSIONED:
         version = raw[4]
         if not 1 <= version <= 3:
@@ -352,6 +362,16 @@ def _parse(encoded: str) -> _Parsed:
 
 def _explain(raw: bytes, version: int) -> None:
     """Re-read a message (already cut to its size) with every check, raising DecodeError."""
+    _walk(raw, version)
+    raise DecodeError("track blob could not be read")
+
+
+def _walk(raw: bytes, version: int) -> int:
+    """Read the common fields of a message (cut to its size) with every check.
+
+    Returns where the source section starts; raises DecodeError if a field is cut off or a
+    string is not modified UTF-8, or if fewer than 8 bytes are left for the position.
+    """
     end = len(raw)
     pos = 5 if raw[0] >> 6 & _VERSIONED else 4
     _, pos = _read_utf(raw, pos, end, "title")
@@ -368,7 +388,25 @@ def _explain(raw: bytes, version: int) -> None:
     _, pos = _read_utf(raw, pos, end, "sourceName")
     if end - pos < 8:
         raise _cut("position (the last 8 bytes)")
-    raise DecodeError("track blob could not be read")
+    return pos
+
+
+def check_blob(encoded: str) -> None:
+    """Raise DecodeError (a ValueError) unless ``encoded`` is shaped like a track blob.
+
+    What Lavalink's reader would choke on is checked before anything is sent: base64, the
+    header (flags and size against the bytes present), the version byte, each common field
+    (title, author, length, identifier, isStream, uri, artworkUrl, isrc, sourceName) and its
+    modified UTF-8, and room for the 8-byte position. Whatever sits between ``sourceName`` and
+    the position is the source's own section and is not read, so blobs of sources (plugins)
+    this module does not know pass. Like the server, a version byte of 0 reads with the v1
+    layout; a version above 3 is a layout not known here, so only its framing is checked.
+    Whether the node has the source is for the node to say.
+    """
+    raw, flags, _ = _frame(_b64decode(encoded))
+    version = raw[4] if flags & _VERSIONED else 1
+    if version <= 3:
+        _walk(raw, version)
 
 
 def _info_dict(p: _Parsed) -> dict[str, Any]:

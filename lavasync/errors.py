@@ -5,10 +5,14 @@ libraries (``requests``, ``websocket-client``) never reach the caller. Where a b
 means the same thing, the lavasync class inherits it too, so ``except TimeoutError`` works::
 
     LavasyncError
-    ├── ConnectionFailedError                 cannot reach the node (refused, DNS, TLS, reset)
-    │   └── NodeUnavailableError              no ready node, or the node was lost mid-call
+    ├── ConnectionFailedError                 cannot reach the node (refused, DNS, reset)
+    │   ├── TLSError                          the TLS handshake failed (e.g. untrusted cert)
+    │   └── NodeUnavailableError (+ LavasyncTimeoutError)
+    │                                         no node ready in time (``.errors`` says why),
+    │                                         or the node was lost mid-call
     ├── LavasyncTimeoutError (+ TimeoutError) a call or a wait did not finish in time
-    │   └── VoiceConnectTimeoutError          player.connect: a voice update never came
+    │   ├── VoiceConnectTimeoutError          player.connect: a voice update never came
+    │   └── NodeUnavailableError              (see above: also a timeout)
     ├── RestError                             the node answered a non-2xx status
     │   └── AuthenticationError               401 / 403: wrong or missing password
     ├── LoadError                             loadtracks answered ``loadType: "error"``
@@ -16,11 +20,13 @@ means the same thing, the lavasync class inherits it too, so ``except TimeoutErr
     ├── PlayerDestroyedError                  the player was destroyed while a call waited
     └── ClientClosedError                     the client (or node) was closed
 
+Errors that wrap a lower-level failure keep it as ``__cause__`` (the OSError, SSLError, ...).
 Bad arguments raise the builtin :class:`ValueError` before anything is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "NodeUnavailableError",
     "PlayerDestroyedError",
     "RestError",
+    "TLSError",
     "VoiceConnectTimeoutError",
 ]
 
@@ -49,12 +56,42 @@ class ConnectionFailedError(LavasyncError):
     refused: bool = False
 
 
-class NodeUnavailableError(ConnectionFailedError):
-    """No node is ready for the call, or the node was lost while the call waited."""
+class TLSError(ConnectionFailedError):
+    """The TLS handshake with the node failed; the ``ssl`` error is the ``__cause__``.
+
+    ``certificate`` is True when the node's certificate was not trusted (unknown CA, expired,
+    wrong host name): a configuration error, so the node fails instead of retrying. Pass
+    ``ssl_context=`` to :meth:`lavasync.Client.add_node` for a private CA.
+    """
+
+    def __init__(self, message: str, *, certificate: bool = False) -> None:
+        super().__init__(message)
+        self.certificate = certificate
 
 
 class LavasyncTimeoutError(LavasyncError, TimeoutError):
     """A request or a wait did not finish within its timeout. Also a builtin TimeoutError."""
+
+
+class NodeUnavailableError(ConnectionFailedError, LavasyncTimeoutError):
+    """No node is ready for the call, or the node was lost while the call waited.
+
+    Also a :class:`LavasyncTimeoutError` (and a builtin TimeoutError): ``wait_ready`` raises it
+    when its time is up. ``errors`` maps each node's name to its last connection error (None if
+    it had none), ``states`` to its state (``"connecting"``, ``"failed"``, ...); both are empty
+    when the error is not about waiting for nodes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Optional[Mapping[str, Optional[BaseException]]] = None,
+        states: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.errors: dict[str, Optional[BaseException]] = dict(errors or {})
+        self.states: dict[str, str] = dict(states or {})
 
 
 class VoiceConnectTimeoutError(LavasyncTimeoutError):

@@ -18,6 +18,7 @@ import enum
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from .errors import (
     LavasyncTimeoutError,
     NodeUnavailableError,
     RestError,
+    TLSError,
 )
 from .models import Stats
 from .models.events import (
@@ -117,6 +119,7 @@ class Node:
         ping_interval: float = 15.0,
         ping_timeout: float = 10.0,
         stats_interval: float = 60.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ValueError("a node needs a non-empty name")
@@ -151,8 +154,12 @@ class Node:
                 timeout=rest_timeout,
                 # rebuilds and moves run move_concurrency calls at once: a connection each
                 pool_maxsize=max(32, client.move_concurrency + 8),
+                ssl_context=ssl_context,
             )
         )
+        #: TLS settings for both transports of an ``https://`` node (None: system CAs).
+        self.ssl_context = ssl_context
+        self._last_error: Optional[LavasyncError] = None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._state = NodeState.IDLE
@@ -210,6 +217,20 @@ class Node:
         return self._error
 
     @property
+    def last_error(self) -> Optional[LavasyncError]:
+        """The last connection error (refused, DNS, TLS, a refused handshake, a timeout), with
+        the low-level error as its ``__cause__``; None once the node is ready."""
+        if self._state is NodeState.READY:
+            return None
+        return self._last_error
+
+    def _status(self) -> str:
+        """``state`` or ``state (last error: ...)``, for error messages."""
+        state = self._state
+        error = self.last_error if state is not NodeState.FAILED else self._error
+        return f"{state.value} (last error: {error})" if error is not None else state.value
+
+    @property
     def players(self) -> list[Any]:
         """The players the client has on this node."""
         return self._client._players_on(self)
@@ -241,9 +262,10 @@ class Node:
                     raise ClientClosedError(f"node {self.name!r} is closed")
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise LavasyncTimeoutError(
-                        f"node {self.name!r} not ready after {timeout} s "
-                        f"(state: {self._state.value})"
+                    raise NodeUnavailableError(
+                        f"node {self.name!r} not ready after {timeout} s: {self._status()}",
+                        errors={self.name: self.last_error},
+                        states={self.name: self._state.value},
                     )
                 self._cond.wait(remaining)
 
@@ -277,6 +299,8 @@ class Node:
             return self._session_id
         try:
             self.wait_ready(timeout if timeout is not None else self.connect_timeout)
+        except NodeUnavailableError:
+            raise  # wait_ready's own: it already says why
         except LavasyncTimeoutError as exc:
             raise NodeUnavailableError(str(exc)) from None
         except ClientClosedError:
@@ -332,8 +356,10 @@ class Node:
                         client_name=self._client.client_name,
                         session_id=self._session_id if self._resuming_enabled else None,
                         timeout=self.connect_timeout,
+                        ssl_context=self.ssl_context,
                     )
                 except RestError as exc:
+                    self._last_error = exc
                     if isinstance(exc, AuthenticationError) or exc.status == 400:
                         # A wrong password or a refused User-Id will not fix itself: fail fast.
                         log.error("node %s refused the connection: %s", self.name, exc)
@@ -355,10 +381,17 @@ class Node:
                         )
                         self._disconnected_at = None
                         self._client._on_node_session_lost(self)
+                    self._last_error = exc
+                    if isinstance(exc, TLSError) and exc.certificate:
+                        # An untrusted certificate will not fix itself either: fail fast.
+                        log.error("node %s: %s", self.name, exc)
+                        self._fail(exc)
+                        return
                     attempt += 1
                     if not self._wait_before_retry(attempt, str(exc)):
                         return
                     continue
+                self._last_error = None  # connected: the handshake went through
                 if self._stop.is_set():
                     conn.close()
                     return

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .codec import check_blob
 from .errors import (
     ClientClosedError,
     LavasyncError,
@@ -236,6 +237,8 @@ class Player:
             raise ValueError(f"play() takes a Track or an encoded track string, not {track!r}")
         if not encoded:
             raise ValueError("the encoded track is empty")
+        if not isinstance(track, Track):  # a user's string: a bad blob would get a 500
+            check_blob(encoded)
         _check_int(start, "start", 0)
         if end is not None:
             _check_int(end, "end", 1)

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
 from urllib.parse import quote
 
-from .errors import RestError
+from .codec import check_blob
+from .errors import DecodeError, RestError
 from .models import (
     UNSET,
     Info,
@@ -38,6 +39,22 @@ def _session_segment(session_id: object) -> str:
     if not isinstance(session_id, str) or not session_id.strip():
         raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
     return quote(session_id, safe="")
+
+
+def _encoded_list(encoded: Sequence[str]) -> list[str]:
+    """The blobs of a decode_tracks call, each checked locally; ValueError/DecodeError."""
+    if isinstance(encoded, (str, bytes)) or not isinstance(encoded, Sequence):
+        raise ValueError("encoded must be a sequence of base64 strings")
+    blobs = list(encoded)
+    if not blobs:
+        raise ValueError("encoded must not be empty")
+    for index, blob in enumerate(blobs):
+        _nonempty(blob, f"encoded[{index}]")
+        try:
+            check_blob(blob)
+        except DecodeError as exc:
+            raise DecodeError(f"encoded[{index}]: {exc}") from None
+    return blobs
 
 
 def _nonempty(value: object, name: str) -> str:
@@ -221,14 +238,12 @@ class RestClient:
         timeout: Optional[Timeout] = None,
         trace: bool = False,
     ) -> list[Track]:
-        """``POST /v4/decodetracks``: decode several blobs in one call, in order."""
-        if isinstance(encoded, (str, bytes)) or not isinstance(encoded, Sequence):
-            raise ValueError("encoded must be a sequence of base64 strings")
-        blobs = list(encoded)
-        if not blobs:
-            raise ValueError("encoded must not be empty")
-        for index, blob in enumerate(blobs):
-            _nonempty(blob, f"encoded[{index}]")
+        """``POST /v4/decodetracks``: decode several blobs in one call, in order.
+
+        Each blob's structure is checked first (:func:`lavasync.codec.check_blob`): a bad one
+        raises DecodeError (a ValueError) naming its index, and nothing is sent.
+        """
+        blobs = _encoded_list(encoded)
         data = self.transport.request(
             "POST", "/v4/decodetracks", json=blobs, timeout=timeout, trace=trace
         )

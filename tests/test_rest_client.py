@@ -209,8 +209,10 @@ def test_decode_tracks(fake: FakeNode, client: RestClient) -> None:
 
 
 def test_decode_tracks_server_failure_is_rest_error(fake: FakeNode, client: RestClient) -> None:
+    # well-formed, but no source manager has the name "": only the server can refuse it
+    no_source = _vector(lambda v: v["info"]["sourceName"] == "")["encoded"]
     with pytest.raises(RestError) as caught:
-        client.decode_tracks(["bm90IGEgdHJhY2s="])
+        client.decode_tracks([no_source])
     assert caught.value.status == 500
     assert caught.value.path == "/v4/decodetracks"
 
@@ -438,7 +440,7 @@ def test_malformed_success_body_is_rest_error() -> None:
             with pytest.raises(RestError, match="unexpected response body") as caught:
                 client.info()
             with pytest.raises(RestError, match="unexpected response body"):
-                client.decode_tracks(["AAAA"])  # an object where a list belongs
+                client.decode_tracks([_vector(lambda v: True)["encoded"]])  # an object, not a list
         finally:
             client.close()
     assert caught.value.status == 200

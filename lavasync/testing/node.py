@@ -26,6 +26,7 @@ import re
 import secrets
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -447,9 +448,14 @@ class FakeNode:
         plugin_filters: tuple[str, ...] = (),
         plugins: tuple[tuple[str, str], ...] = (),
         stuck_threshold_ms: int = 10_000,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if stats_interval <= 0 or player_update_interval <= 0 or cleanup_threshold <= 0:
             raise ValueError("intervals must be positive")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ValueError("ssl_context must be a server-side ssl.SSLContext")
+        #: With a (server-side) context, every connection is TLS: https:// and wss://.
+        self.ssl_context = ssl_context
         self.password = password
         self.host = host
         self.port = port
@@ -502,12 +508,14 @@ class FakeNode:
 
     @property
     def uri(self) -> str:
-        """``http://127.0.0.1:<port>`` (valid after start)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https://`` with an ssl_context; valid after start)."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def ws_uri(self) -> str:
-        return f"ws://{self.host}:{self.port}/v4/websocket"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{self.host}:{self.port}/v4/websocket"
 
     def start(self) -> FakeNode:
         """Bind and start serving; returns self. Starting twice is a no-op."""
@@ -1577,7 +1585,32 @@ class FakeNode:
 
     # ------------------------------------------------------------------ HTTP serving
 
+    def _tls_accept(self, sock: socket.socket) -> Optional[socket.socket]:
+        """The TLS server handshake on an accepted socket (on its own thread, so a slow or
+        refusing client blocks nobody); None if it failed, e.g. the client did not trust us."""
+        assert self.ssl_context is not None
+        try:
+            tls = self.ssl_context.wrap_socket(sock, server_side=True)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            log.debug("fake node %s: TLS handshake failed: %s", self.name, exc)
+            with self._lock:
+                self._conns.pop(sock, None)
+            sock.close()
+            return None
+        with self._lock:  # the TLS socket replaces the (now detached) plain one
+            thread = self._conns.pop(sock, None)
+            if thread is None or self._closed or self._killed:
+                tls.close()
+                return None
+            self._conns[tls] = thread
+        return tls
+
     def _serve(self, sock: socket.socket) -> None:
+        if self.ssl_context is not None:
+            tls = self._tls_accept(sock)
+            if tls is None:
+                return
+            sock = tls
         reader = _wire.make_reader(sock)
         try:
             while True:
@@ -1625,8 +1658,8 @@ class FakeNode:
         """False if the client hung up while the request waited (a stalled node)."""
         try:
             ready, _, _ = select.select([sock], [], [], 0)
-            if ready:
-                return sock.recv(1, socket.MSG_PEEK) != b""
+            if ready:  # peek at the TCP stream (an SSLSocket's own recv takes no flags)
+                return socket.socket.recv(sock, 1, socket.MSG_PEEK) != b""
         except (OSError, ValueError):
             return False
         return True

@@ -9,9 +9,11 @@ into the lavasync exception tree and never reach the caller.
 
 from __future__ import annotations
 
+import ipaddress
 import json as _json
 import logging
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ from typing import Any, Optional, Union, cast
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
@@ -36,6 +39,7 @@ from ..errors import (
     ConnectionFailedError,
     LavasyncTimeoutError,
     RestError,
+    TLSError,
 )
 
 __all__ = ["METHODS", "QueryValue", "RestTransport", "Timeout", "encode_query"]
@@ -252,9 +256,12 @@ class _Adapter(HTTPAdapter):
     target is sliced off the URL instead of re-parsed, and cookies are not extracted
     (Lavalink sets none)."""
 
-    def __init__(self, origin: str, pool_maxsize: int) -> None:
+    def __init__(
+        self, origin: str, pool_maxsize: int, ssl_context: Optional[ssl.SSLContext] = None
+    ) -> None:
         #: this adapter's connections (idle or in use), for :meth:`abort`
         self.connections = _Registry()
+        self._ssl_context = ssl_context  # read by init_poolmanager, which super() calls
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
         self._origin = origin
         self._pool: Any = None
@@ -263,6 +270,8 @@ class _Adapter(HTTPAdapter):
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
+        if self._ssl_context is not None:
+            pool_kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         # Connection classes of this adapter's own, so each connection registers itself here.
         attrs = {"_registry": self.connections}
@@ -271,6 +280,18 @@ class _Adapter(HTTPAdapter):
         pool_cls = type("_Pool", (_Pool,), {"ConnectionCls": conn_cls})
         tls_pool_cls = type("_TLSPool", (_TLSPool,), {"ConnectionCls": tls_cls})
         self.poolmanager.pool_classes_by_scheme = {"http": pool_cls, "https": tls_pool_cls}
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        context = self._ssl_context
+        if context is None:
+            stock: Any = super()  # the stubs leave cert_verify untyped
+            stock.cert_verify(conn, url, verify, cert)
+            return
+        # The user's context decides alone: no CA bundle is loaded into it (requests would
+        # add certifi's on every new connection) and its verify mode is kept as it is.
+        conn.cert_reqs = context.verify_mode
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
 
     def get_connection_with_tls_context(
         self,
@@ -322,7 +343,8 @@ class RestTransport:
     """Sends REST calls to one Lavalink node and returns the decoded bodies.
 
     Thread-safe: any number of threads may call :meth:`request` at once; they share one
-    keep-alive connection pool of ``pool_maxsize`` connections.
+    keep-alive connection pool of ``pool_maxsize`` connections. For ``https://``,
+    ``ssl_context`` (if given) alone decides what is trusted; by default it is certifi's bundle.
     """
 
     def __init__(
@@ -333,6 +355,7 @@ class RestTransport:
         client_name: str,
         timeout: Timeout = (5.0, 30.0),
         pool_maxsize: int = 32,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if not isinstance(base_uri, str):
             raise ValueError(f"base_uri must be a string, got {base_uri!r}")
@@ -353,6 +376,16 @@ class RestTransport:
             parts.port  # noqa: B018  (raises ValueError for a bad port)
         except ValueError as exc:
             raise ValueError(f"base_uri has an invalid port: {base_uri!r}") from exc
+        if ssl_context is not None:
+            if not isinstance(ssl_context, ssl.SSLContext):
+                raise ValueError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+            if parts.scheme != "https":
+                raise ValueError(f"ssl_context is for https:// nodes, not {base_uri!r}")
+            if ssl_context.check_hostname and _URLLIB3_1 and _is_ip(parts.hostname or ""):
+                raise ValueError(
+                    "urllib3 1.x cannot match an IP address with an ssl_context that checks "
+                    f"host names: name the node by host name ({base_uri!r}) or use urllib3 2"
+                )
 
         self.base_uri = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.timeout: Timeout = _check_timeout(timeout)
@@ -363,7 +396,7 @@ class RestTransport:
 
         session = requests.Session()
         session.trust_env = False  # no proxy/netrc/CA lookups in the environment per call
-        adapter = _Adapter(f"{parts.scheme}://{parts.netloc}", pool_maxsize)
+        adapter = _Adapter(f"{parts.scheme}://{parts.netloc}", pool_maxsize, ssl_context)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
@@ -480,8 +513,8 @@ class RestTransport:
                     f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
                 ) from exc
             _log.debug("%s %s on %s failed: %r", method, path, self.base_uri, exc)
-            raise ConnectionFailedError(
-                f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}"
+            raise _connection_error(
+                f"{method} {path}: cannot reach {self.base_uri}: {_reason(exc)}", exc
             ) from exc
 
         status = response.status_code
@@ -492,6 +525,35 @@ class RestTransport:
         if status == 204 or not content:
             return None
         return _decode(response.headers.get("Content-Type") or "", content, method, path, status)
+
+
+#: urllib3 1.x sends no SNI for an IP address, which a context with check_hostname refuses.
+_URLLIB3_1 = str(getattr(urllib3, "__version__", "2")).startswith("1.")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _connection_error(message: str, exc: BaseException) -> ConnectionFailedError:
+    """ConnectionFailedError, or TLSError when an ``ssl`` error is somewhere in the chain."""
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 8:
+        if isinstance(current, ssl.SSLError):
+            certificate = isinstance(current, ssl.SSLCertVerificationError)
+            return TLSError(message, certificate=certificate)
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            nested.append(reason)
+        current = nested[0] if nested else current.__cause__ or current.__context__
+        seen += 1
+    return ConnectionFailedError(message)
 
 
 def _reason(exc: BaseException) -> str:

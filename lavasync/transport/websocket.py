@@ -15,7 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
-from ..errors import AuthenticationError, ConnectionFailedError, LavasyncTimeoutError, RestError
+from ..errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    LavasyncTimeoutError,
+    RestError,
+    TLSError,
+)
 
 __all__ = ["SocketClosed", "SocketTimeout", "WebSocketConnection", "websocket_url"]
 
@@ -120,12 +126,15 @@ class WebSocketConnection:
         client_name: str,
         session_id: Optional[str] = None,
         timeout: float = 10.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         """Connect and complete the handshake, or raise a lavasync error. :meth:`abort` from
         another thread interrupts the handshake.
 
         401 → :class:`AuthenticationError`; other refused handshakes → :class:`RestError`;
-        unreachable → :class:`ConnectionFailedError`; too slow → :class:`LavasyncTimeoutError`.
+        a failed TLS handshake → :class:`TLSError`; unreachable → :class:`ConnectionFailedError`;
+        too slow → :class:`LavasyncTimeoutError`. The low-level error is the ``__cause__``.
+        ``ssl_context`` is used for ``wss://`` (default: the system's trusted CAs).
         """
         headers = [
             f"Authorization: {password}",
@@ -135,7 +144,7 @@ class WebSocketConnection:
         if session_id:
             headers.append(f"Session-Id: {session_id}")
         ws = self._ws
-        sock = self._open_socket(url, timeout)
+        sock = self._open_socket(url, timeout, ssl_context)
         try:
             ws.connect(url, socket=sock, timeout=timeout, header=headers, suppress_origin=True)
         except websocket.WebSocketBadStatusException as exc:
@@ -151,10 +160,10 @@ class WebSocketConnection:
                 path=url,
                 method="GET",
             ) from None
-        except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
-            raise LavasyncTimeoutError(f"WebSocket handshake with {url} timed out") from None
+        except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError) as exc:
+            raise LavasyncTimeoutError(f"WebSocket handshake with {url} timed out") from exc
         except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError) as exc:
-            raise ConnectionFailedError(f"cannot open WebSocket {url}: {exc}") from None
+            raise ConnectionFailedError(f"cannot open WebSocket {url}: {exc}") from exc
         finally:
             if not ws.connected:
                 sock.close()
@@ -162,7 +171,9 @@ class WebSocketConnection:
         raw = headers_in.get("session-resumed")
         self.resumed_header = None if raw is None else str(raw).strip().lower() == "true"
 
-    def _open_socket(self, url: str, timeout: float) -> socket.socket:
+    def _open_socket(
+        self, url: str, timeout: float, ssl_context: Optional[ssl.SSLContext] = None
+    ) -> socket.socket:
         """TCP (and TLS for wss) to the node; registered before the handshake so that
         :meth:`abort` can interrupt it at any point."""
         parts = urlsplit(url)
@@ -171,13 +182,13 @@ class WebSocketConnection:
         try:
             port = parts.port or (443 if secure else 80)
             raw = socket.create_connection((host, port), timeout=timeout)
-        except (socket.timeout, TimeoutError):
-            raise LavasyncTimeoutError(f"connecting to {url} timed out") from None
+        except (socket.timeout, TimeoutError) as exc:
+            raise LavasyncTimeoutError(f"connecting to {url} timed out") from exc
         except (OSError, ValueError) as exc:
             error = ConnectionFailedError(f"cannot open WebSocket {url}: {exc}")
             # nothing listens there: the node's process is down (its sessions with it)
             error.refused = isinstance(exc, ConnectionRefusedError)
-            raise error from None
+            raise error from exc
         with self._lock:
             if self._aborted:
                 raw.close()
@@ -187,10 +198,25 @@ class WebSocketConnection:
         if not secure:
             return _ReadAheadSocket(raw)  # type: ignore[return-value]
         try:
-            tls = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
-        except (OSError, ssl.SSLError) as exc:
+            context = ssl_context if ssl_context is not None else ssl.create_default_context()
+            tls = context.wrap_socket(raw, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
             raw.close()
-            raise ConnectionFailedError(f"TLS with {url} failed: {exc}") from None
+            why = exc.verify_message or exc.reason or str(exc)
+            raise TLSError(
+                f"TLS with {url} failed: certificate verification failed: {why} "
+                "(for a private CA, pass ssl_context= to add_node)",
+                certificate=True,
+            ) from exc
+        except (socket.timeout, TimeoutError) as exc:
+            raw.close()
+            raise LavasyncTimeoutError(f"TLS handshake with {url} timed out") from exc
+        except ssl.SSLError as exc:
+            raw.close()
+            raise TLSError(f"TLS with {url} failed: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raw.close()
+            raise ConnectionFailedError(f"TLS with {url} failed: {exc}") from exc
         return _ReadAheadSocket(tls)  # type: ignore[return-value]
 
     def set_timeout(self, timeout: Optional[float]) -> None:
