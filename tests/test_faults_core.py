@@ -382,3 +382,63 @@ def test_the_worker_pool_survives_any_task_and_closes_from_its_own_thread() -> N
     wait_until(
         lambda: not any(t.name.startswith("lavasync-test") for t in threading.enumerate()), 5
     )
+
+
+# --------------------------------------------------------------------------- the thread rule
+
+
+def test_no_rest_and_no_user_code_ever_runs_on_a_reader_thread(
+    stack: ExitStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Resume, fresh session, failover and expiry in one run: listeners run on the
+    dispatcher, the hook never on a reader, and the transport's guard never fired."""
+    caplog.set_level(logging.WARNING)
+    bot = Bot(stack, ("a", "b"), lost_player_timeout=0.3)
+    listener_threads: set[str] = set()
+    bot.client.add_listener(
+        lavasync.Event, lambda event: listener_threads.add(threading.current_thread().name)
+    )
+    a = bot.add("a", resume_timeout=5)
+    b = bot.add("b", resume_timeout=5)
+    bot.play(range(1, 6), a)
+    # a resumed session
+    sid = a.session_id
+    bot.fakes["a"].drop_connections()
+    wait_until(lambda: not a.available, 5)
+    wait_until(lambda: a.available, 10)
+    assert a.session_id == sid
+    # a fresh session: players rebuilt
+    bot.fakes["a"].expire_session(sid)  # type: ignore[arg-type]
+    wait_until(lambda: a.available and a.session_id != sid, 10)
+    wait_until(lambda: all(p._rebuild_for is None for p in bot.client.players), 10)
+    # failover: a killed, players move to b
+    bot.fakes["a"].kill(lose_sessions=True)
+    wait_until(lambda: all(p.node is b for p in bot.client.players), 10)
+    # expiry: b killed too, nowhere to go, OP 4 null after lost_player_timeout
+    bot.fakes["b"].kill(lose_sessions=True)
+    wait_until(lambda: sorted(bot.hook.leaves) == [1, 2, 3, 4, 5], 10)
+    assert listener_threads == {"lavasync-dispatch"}
+    assert bot.hook.threads
+    assert not [t for t in bot.hook.threads if t.startswith("lavasync-ws-")]
+    no_reader_violations(caplog)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_the_transport_refuses_rest_on_a_reader_thread(stack: ExitStack) -> None:
+    bot = Bot(stack)
+    node = bot.add("a")
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            node.rest.info()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="lavasync-ws-impostor")
+    thread.start()
+    thread.join(5)
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)
+    assert bot.fakes["a"].requests == [] or all(
+        r.path != "/v4/info" for r in bot.fakes["a"].requests
+    )
