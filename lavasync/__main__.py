@@ -89,12 +89,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"python -m lavasync {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (LavasyncError, OSError) as exc:  # before ValueError: DecodeError is both
+        print(_cli.error_line(args.command, exc), file=sys.stderr)
+        return _cli.EXIT_FAILED
     except ValueError as exc:  # bad arguments, caught before anything was sent
         print(_cli.error_line(args.command, exc), file=sys.stderr)
         return _cli.EXIT_USAGE
-    except (LavasyncError, OSError) as exc:
-        print(_cli.error_line(args.command, exc), file=sys.stderr)
-        return _cli.EXIT_FAILED
     except Exception as exc:  # a bug: still one line (set LAVASYNC_TRACEBACK=1 to see it)
         if os.environ.get("LAVASYNC_TRACEBACK"):
             raise

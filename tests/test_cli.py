@@ -337,3 +337,12 @@ def test_serve_rejects_an_unknown_dialect_in_one_line() -> None:
     (line,) = proc.stderr.splitlines()
     assert line.startswith("python -m lavasync.testing serve: error: ")
     assert "no-such-server" in line or "dialect" in line
+
+
+def test_a_malformed_answer_is_a_node_failure_not_a_usage_error(
+    fake: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_route("GET", "/v4/loadtracks", lambda req: {"loadType": "track", "data": "nope"})
+    assert main(["load", "x", "--uri", fake.uri, "--password", "pw"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m lavasync load: error: RestError: ")
