@@ -971,6 +971,51 @@ class Client:
             player, to_node, expect=player._node, reason=reason, timeout=timeout
         )
 
+    def health(self) -> dict[str, dict[str, Any]]:
+        """A JSON-ready snapshot of every node, by name, for health endpoints and logs.
+
+        Per node: ``state`` (a :class:`~lavasync.node.NodeState` value), ``available``,
+        ``last_error`` (the last connection error as ``"Type: message"``, or None),
+        ``penalty`` (the load penalty, None while it is unknown), ``players`` (players the
+        client has on it), ``ping`` (WebSocket round trip in ms, None while unknown),
+        ``uptime`` (seconds since it last became ready, None when not ready), ``session_id``
+        and ``uri``. Cheap: no network call, no lock held while the penalty is computed.
+        """
+        import math
+
+        with self._lock:
+            nodes = list(self._nodes.values())
+        now = time.monotonic()
+        report: dict[str, dict[str, Any]] = {}
+        for node in nodes:
+            error = getattr(node, "last_error", None) or node.error
+            try:
+                penalty: Optional[float] = float(self.penalty(node))
+            except Exception:  # a user's penalty function must not break a health check
+                log.exception("the penalty function raised for node %s", node.name)
+                penalty = None
+            if penalty is not None and not math.isfinite(penalty):
+                penalty = None  # not ready or no stats yet; inf is not valid JSON
+            ping = getattr(node, "ping", None)
+            if isinstance(ping, bool) or not isinstance(ping, (int, float)):
+                ping = None
+            ready_at = getattr(node, "_ready_at", None)
+            available = node.available
+            report[node.name] = {
+                "state": node.state.value,
+                "available": available,
+                "last_error": None if error is None else f"{type(error).__name__}: {error}",
+                "penalty": penalty,
+                "players": len(self._players_on(node)),
+                "ping": None if ping is None else float(ping),
+                "uptime": (
+                    max(0.0, now - ready_at) if available and ready_at is not None else None
+                ),
+                "session_id": node.session_id,
+                "uri": node.uri,
+            }
+        return report
+
 
 def _guild_of(data: Mapping[str, Any]) -> Optional[int]:
     try:

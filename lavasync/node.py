@@ -328,10 +328,15 @@ class Node:
 
     # ----------------------------------------------------------------- reader thread
 
+    #: ``time.monotonic()`` when the node last became READY (for ``Client.health()``'s uptime)
+    _ready_at: Optional[float] = None
+
     def _set_state(self, state: NodeState) -> None:
         with self._cond:
             if self._state is NodeState.CLOSED:
                 return
+            if state is NodeState.READY and self._state is not NodeState.READY:
+                self._ready_at = time.monotonic()
             self._state = state
             self._cond.notify_all()
 

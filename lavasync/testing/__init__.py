@@ -19,6 +19,32 @@ What ``/v4/loadtracks`` (and ``track.identifier``) answer:
 * ``fake:error`` -> ``error`` (the generic 4.0.8+ shape); ``fake:empty`` and anything
   unknown -> ``empty`` (``data: null``);
 * whatever :meth:`FakeNode.set_load_result` set for that exact identifier.
+
+Fault controls: the public, stable API for breaking things on purpose (every method may be
+called from any thread, while clients are connected):
+
+* drop: :meth:`FakeNode.drop_connections` cuts every WebSocket without a close frame (resuming
+  sessions pause); :meth:`FakeNode.close_websockets` closes them with a code and reason;
+  :meth:`FakeNode.expire_session` ends a session as if its resume window ran out.
+* crash: :meth:`FakeNode.kill` (``lose_sessions=True`` forgets every session) and
+  :meth:`FakeNode.revive`, which listens again on the same port.
+* stall: :meth:`FakeNode.stop_answering` holds every frame, pong and REST answer until
+  :meth:`FakeNode.resume_answering`.
+* 5xx and 429: :meth:`FakeNode.refuse_connections` answers 503 to every request and
+  handshake (``how="close"``: drops the TCP connection); :meth:`FakeNode.add_route` overrides
+  any route, e.g. ``fake.add_route("GET", "/v4/info", lambda req: (429, {...}))``.
+* player events: :meth:`FakeNode.stuck_track` (TrackStuckEvent), :meth:`FakeNode.fail_track`
+  (TrackExceptionEvent then TrackEndEvent), :meth:`FakeNode.finish_track`,
+  :meth:`FakeNode.close_voice` (WebSocketClosedEvent, e.g. 4014).
+* raw frames: :meth:`FakeNode.emit` (a message, queued while a session is paused),
+  :meth:`FakeNode.send_raw` (any text or binary frame, never queued), :meth:`FakeNode.burst`.
+* voice: :meth:`FakeNode.set_voice_delay` (a voice PATCH blocks that long),
+  :meth:`FakeNode.set_voice_failure`; on the gateway side ``FakeGateway.delay``,
+  ``FakeGateway.missing``, :meth:`FakeGateway.kick`, :meth:`FakeGateway.region_move`.
+
+For pytest, :mod:`lavasync.testing.plugin` (installed as a plugin) gives ready-made fixtures:
+``fake_node``, ``fake_gateway`` and ``lavasync_client``. ``python -m lavasync.testing serve``
+runs a FakeNode on its own, to develop a bot against without Java.
 """
 
 from __future__ import annotations

@@ -430,6 +430,12 @@ class FakeNode:
     ``with FakeNode() as fake: ...`` starts it on a free port; ``fake.uri`` and
     ``fake.password`` are what a client needs. See the module docstring for threads and
     thread-safety. Intervals are in seconds; make them small in tests.
+
+    The fault controls (``drop_connections``, ``close_websockets``, ``expire_session``,
+    ``kill``/``revive``, ``stop_answering``/``resume_answering``, ``refuse_connections``,
+    ``add_route``, ``stuck_track``, ``fail_track``, ``finish_track``, ``close_voice``, ``emit``,
+    ``send_raw``, ``burst``, ``set_voice_delay``, ``set_voice_failure``) are public API, listed
+    by purpose in :mod:`lavasync.testing`.
     """
 
     def __init__(
