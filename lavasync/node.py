@@ -335,8 +335,6 @@ class Node:
         with self._cond:
             if self._state is NodeState.CLOSED:
                 return
-            if state is NodeState.READY and self._state is not NodeState.READY:
-                self._ready_at = time.monotonic()
             self._state = state
             self._cond.notify_all()
 
@@ -581,6 +579,7 @@ class Node:
             ):
                 return False
             self._state = NodeState.READY
+            self._ready_at = time.monotonic()
             self._cond.notify_all()
         log.info("node %s ready (session %s, resumed=%s)", self.name, sid, resumed)
         self._emit(NodeConnectedEvent(sid, resumed, node=self))
