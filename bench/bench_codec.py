@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavasync import codec
 
-VECTORS = Path(__file__).resolve().parents[1] / "tests" / "data" / "lavalink-v4" / "track_vectors.json"
+VECTORS = (
+    Path(__file__).resolve().parents[1] / "tests" / "data" / "lavalink-v4" / "track_vectors.json"
+)
 if not VECTORS.is_file():
     VECTORS = Path(__file__).resolve().parents[1] / "tests" / "data" / "lavalink-v4" / VECTORS.name
 
