@@ -106,7 +106,7 @@ def failover(players: int, concurrency: int, voice: bool) -> Run:
             player = client.player(guild, node=node_a)
             if voice:
                 player.connect(CHANNEL + guild % 1000, self_deaf=True)
-            player.play(track["encoded"])
+            player.play(track.encoded)
 
         lock = threading.Lock()
         marks: dict[str, float] = {}
@@ -289,7 +289,7 @@ def profile_move(players: int) -> str:
         node_a, node_b = client.node("a"), client.node("b")
         moving = [client.player(GUILD + i, node=node_a) for i in range(players)]
         for player in moving:
-            player.play(track["encoded"])
+            player.play(track.encoded)
         fakes["a"].kill()
         with node_a._cond:
             node_a._cond.wait_for(lambda: not node_a.available, 10)

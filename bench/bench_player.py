@@ -59,7 +59,7 @@ def serve() -> None:
 
     with FakeNode(stats_interval=3600, player_update_interval=3600) as fake:
         track = fake.add_track("Bench Track", identifier="bench-track", length=3_600_000)
-        info = {"uri": fake.uri, "password": fake.password, "track": track["encoded"]}
+        info = {"uri": fake.uri, "password": fake.password, "track": track.encoded}
         announce(info)
         sys.stdin.read()
 

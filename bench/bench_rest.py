@@ -59,7 +59,7 @@ def serve() -> None:
             "data": {
                 "info": {"name": "Bench Playlist", "selectedTrack": -1},
                 "pluginInfo": {},
-                "tracks": tracks,
+                "tracks": [t.to_wire() for t in tracks],
             },
         }
         fake.set_load_result("bench-playlist", playlist)

@@ -93,7 +93,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     with FakeNode() as fake, FakeGateway(BOT_ID) as gateway:
         songs = [fake.add_track(f"Short song {n}", length=700) for n in (1, 2, 3)]
-        identifiers = [song["info"]["identifier"] for song in songs]
+        identifiers = [song.identifier for song in songs]
         return play_queue(fake.uri, fake.password, identifiers, gateway)
 
 

@@ -153,7 +153,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # One FakeGateway per shard: Discord's end of each shard's connection.
     with FakeNode() as fake, FakeGateway(BOT_ID) as discord0, FakeGateway(BOT_ID) as discord1:
         song = fake.add_track("A short song", length=1_200)
-        return run_bot(fake.uri, fake.password, song["info"]["identifier"], [discord0, discord1])
+        return run_bot(fake.uri, fake.password, song.identifier, [discord0, discord1])
 
 
 if __name__ == "__main__":

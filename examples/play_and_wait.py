@@ -82,7 +82,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # No node given: a fake Lavalink node and a fake Discord gateway, both in this process.
     with FakeNode() as fake, FakeGateway(BOT_ID) as gateway:
         song = fake.add_track("A short song", author="lavasync", length=1_500)  # ms
-        return play_and_wait(fake.uri, fake.password, song["info"]["identifier"], gateway)
+        return play_and_wait(fake.uri, fake.password, song.identifier, gateway)
 
 
 if __name__ == "__main__":

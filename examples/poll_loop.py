@@ -106,7 +106,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     fake = FakeNode(stats_interval=1.0, player_update_interval=0.4)
     with fake, FakeGateway(BOT_ID) as gateway:
         songs = [fake.add_track(f"Short song {n}", length=1_000) for n in (1, 2)]
-        identifiers = [song["info"]["identifier"] for song in songs]
+        identifiers = [song.identifier for song in songs]
         return poll_loop(fake.uri, fake.password, identifiers, gateway)
 
 

@@ -18,7 +18,7 @@ import queue
 import random
 import sys
 import threading
-from typing import Any, Optional
+from typing import Optional
 
 import lavasync
 from lavasync.testing import FakeGateway, FakeNode
@@ -105,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return queue_bot(args.uri, args.password, args.identifier, None)
 
     with FakeNode() as fake, FakeGateway(BOT_ID) as gateway:
-        songs: list[dict[str, Any]] = [fake.add_track(t, length=500) for t in "ABCD"]
+        songs = [fake.add_track(t, length=500) for t in "ABCD"]
         fake.set_load_result(  # what /v4/loadtracks answers for a playlist URL
             PLAYLIST,
             {
@@ -113,7 +113,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "data": {
                     "info": {"name": "Four short songs", "selectedTrack": -1},
                     "pluginInfo": {},
-                    "tracks": songs,
+                    "tracks": [song.to_wire() for song in songs],
                 },
             },
         )

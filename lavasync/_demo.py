@@ -58,7 +58,7 @@ def _local_node() -> Iterator[tuple[str, str, Any]]:
                 "data": {
                     "info": {"name": "Demo playlist", "selectedTrack": -1},
                     "pluginInfo": {},
-                    "tracks": [first, *others],
+                    "tracks": [t.to_wire() for t in (first, *others)],
                 },
             },
         )
@@ -66,7 +66,7 @@ def _local_node() -> Iterator[tuple[str, str, Any]]:
             "ytsearch:lavasync demo",
             {
                 "loadType": "search",
-                "data": [first, *others],
+                "data": [t.to_wire() for t in (first, *others)],
             },
         )
         yield fake.uri, fake.password, (fake, FakeGateway)
@@ -150,6 +150,8 @@ def _run_against(
                     f"locally: {decoded.info.title!r} by {decoded.info.author}, "
                     f"{decoded.info.length / 1000:.1f} s, source {decoded.info.source_name}",
                 )
+                # one blob to try `python -m lavasync decode <blob>` on
+                say("encoded", first_track.encoded)
             if gateway is None or first_track is None:
                 say("voice", "skipped (needs a Discord gateway; see examples/host_gateway.py)")
                 say("done", "ok")

@@ -249,6 +249,7 @@ class Client:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has started; later calls raise ``ClientClosedError``."""
         return self._closed
 
     def close(self, timeout: float = 5.0) -> bool:
@@ -368,10 +369,12 @@ class Client:
 
     @property
     def nodes(self) -> list[Node]:
+        """A snapshot of every node added (in the order added), ready or not."""
         with self._lock:
             return list(self._nodes.values())
 
     def node(self, name: str) -> Node:
+        """The node added under ``name``; raises ``ValueError`` if there is none."""
         with self._lock:
             try:
                 return self._nodes[name]
@@ -510,6 +513,7 @@ class Client:
             return self.best_node_or_wait(region)
 
     def best_node_or_wait(self, region: Optional[str] = None) -> Node:
+        """Like :meth:`best_node`, after waiting up to ``call_timeout`` for a node to be ready."""
         self.wait_ready(self.call_timeout)
         return self.best_node(region)
 
@@ -519,6 +523,7 @@ class Client:
 
     @property
     def players(self) -> list[Player]:
+        """A snapshot of every player this client has (not destroyed), on any node."""
         with self._lock:
             return list(self._players.values())
 

@@ -186,6 +186,7 @@ class Node:
 
     @property
     def state(self) -> NodeState:
+        """Where the connection stands (:class:`NodeState`); changes on the reader thread."""
         return self._state
 
     @property

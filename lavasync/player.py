@@ -143,14 +143,17 @@ class Player:
 
     @property
     def paused(self) -> bool:
+        """Whether playback is paused, as Lavalink last answered."""
         return self._paused
 
     @property
     def volume(self) -> int:
+        """The player volume, 0..1000 (100 is unchanged), as Lavalink last answered."""
         return self._volume
 
     @property
     def filters(self) -> Filters:
+        """The filters in effect, as Lavalink last answered (empty ``Filters()`` when none)."""
         return self._filters
 
     @property
@@ -165,6 +168,7 @@ class Player:
 
     @property
     def end_time(self) -> Optional[int]:
+        """Where the current track stops (ms: ``end`` of :meth:`play`); None plays to the end."""
         return self._end_time
 
     @property
@@ -180,6 +184,7 @@ class Player:
 
     @property
     def destroyed(self) -> bool:
+        """True once the player was destroyed (by :meth:`destroy`, a kick, or its node)."""
         return self._destroyed is not None
 
     @property
@@ -266,12 +271,15 @@ class Player:
         return self._update(UpdatePlayer(track=UpdatePlayerTrack(encoded=None)), timeout=timeout)
 
     def pause(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Pause playback (the position freezes); returns Lavalink's answer."""
         return self.set_paused(True, timeout=timeout)
 
     def resume(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Resume paused playback; returns Lavalink's answer."""
         return self.set_paused(False, timeout=timeout)
 
     def set_paused(self, paused: bool, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Pause (``True``) or resume (``False``); ``paused`` must be a bool."""
         if not isinstance(paused, bool):
             raise ValueError("paused must be True or False")
         return self._update(UpdatePlayer(paused=paused), timeout=timeout)
@@ -317,6 +325,7 @@ class Player:
             return self._update_locked(update, timeout=timeout)
 
     def clear_filters(self, *, timeout: Optional[float] = None) -> PlayerInfo:
+        """Remove every filter (sends an empty ``Filters()``); returns Lavalink's answer."""
         return self.set_filters(Filters(), timeout=timeout)
 
     def update(

@@ -78,6 +78,7 @@ class Queue:
 
     @property
     def upcoming(self) -> list[Track]:
+        """A snapshot of the tracks waiting, next first."""
         with self._lock:
             return list(self._upcoming)
 
@@ -89,10 +90,12 @@ class Queue:
 
     @property
     def current(self) -> Optional[Track]:
+        """The track the queue started last (None before :meth:`start`)."""
         return self._current
 
     @property
     def loop(self) -> LoopMode:
+        """The loop mode: ``none``, ``track`` or ``queue`` (settable, also as a string)."""
         return self._loop
 
     @loop.setter
@@ -130,6 +133,7 @@ class Queue:
             self._upcoming.clear()
 
     def shuffle(self, rng: Optional[random.Random] = None) -> None:
+        """Shuffle the upcoming tracks in place (``rng`` for a repeatable order)."""
         with self._lock:
             items = list(self._upcoming)
             (rng or random).shuffle(items)
@@ -187,6 +191,7 @@ class Queue:
         client.add_listener(TrackEndEvent, self._on_track_end)
 
     def detach(self) -> None:
+        """Stop listening for track ends: the queue no longer advances by itself."""
         client = self._client
         if client is not None:
             client.remove_listener(TrackEndEvent, self._on_track_end)

@@ -32,6 +32,7 @@ LOCAL_STEPS = [
     "load",
     "load",
     "decode",
+    "encoded",
     "join",
     "play",
     "position",
@@ -80,6 +81,8 @@ def check_local_run(output: str) -> None:
         "ytsearch:lavasync demo -> search: 4 track(s)",
     ]
     assert text["decode"][0].startswith("locally: 'Never Gonna Give You Up' by Rick Astley, 4.0 s")
+    # the printed blob is one to try `python -m lavasync decode` on
+    assert lavasync.decode_track(text["encoded"][0]).info.title == "Never Gonna Give You Up"
     assert text["join"][0].endswith("connected=True"), output
     assert text["play"][0] == "'Never Gonna Give You Up' (4.0 s)"
     positions = [seconds(x) for x in text["position"]]
@@ -120,12 +123,13 @@ def test_demo_against_a_node_given_by_uri_skips_voice(capsys: pytest.CaptureFixt
         "stats",
         "load",
         "decode",
+        "encoded",
         "voice",
         "done",
     ]
     assert steps[0][1].startswith(f"demo at {fake.uri}, session ")
     assert steps[3][1].startswith("ytsearch:never gonna give you up -> search: ")
-    assert steps[5][1].startswith("skipped")
+    assert steps[6][1].startswith("skipped")
     assert len(sessions) == 1
     assert len(loads) == 1
 

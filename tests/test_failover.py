@@ -141,7 +141,7 @@ def start_players(cluster: Cluster, node_name: str, count: int) -> dict[int, dic
         paused = i % 3 == 0
         filters = Filters(timescale=Timescale(speed=1.25)) if i % 2 else Filters()
         player.play(
-            track["encoded"],
+            track.encoded,
             start=10_000 * i,
             volume=50 + i,
             paused=paused,
@@ -269,7 +269,7 @@ def test_a_restarted_client_takes_its_players_back(tmp_path: Path, expired: bool
             track = fake.add_track(f"Keep {i}", length=600_000)
             player = first.player(guild)
             player.connect(7000 + i)
-            player.play(track["encoded"], start=1_000 * i, volume=30 + i)
+            player.play(track.encoded, start=1_000 * i, volume=30 + i)
             tracks[guild] = f"Keep {i}"
         assert first.close(5)
         assert sid is not None

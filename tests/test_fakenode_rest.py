@@ -214,7 +214,7 @@ def test_info_snapshot_and_prerelease() -> None:
 
 def test_stats_rest(fake: FakeNode, rest: Rest, sid: str) -> None:
     track = fake.add_track()
-    rest("PATCH", f"/v4/sessions/{sid}/players/1", {"track": {"encoded": track["encoded"]}})
+    rest("PATCH", f"/v4/sessions/{sid}/players/1", {"track": {"encoded": track.encoded}})
     rest("PATCH", f"/v4/sessions/{sid}/players/2", {})
     status, stats = rest.json("GET", "/v4/stats")
     assert status == 200
@@ -508,14 +508,14 @@ def test_undecodable_track_is_500_after_the_pause_reset(
 ) -> None:
     path = f"/v4/sessions/{sid}/players/3"
     track = fake.add_track()
-    rest("PATCH", path, {"track": {"encoded": track["encoded"]}, "paused": True})
+    rest("PATCH", path, {"track": {"encoded": track.encoded}, "paused": True})
     assert fake.player(sid, 3)["paused"] is True  # type: ignore[index]
     status, _ = rest.json("PATCH", path, {"track": {"encoded": "AAAA"}})
     assert status == 500
     player = fake.player(sid, 3)
     assert player is not None
     assert player["paused"] is False
-    assert player["track"]["info"]["identifier"] == track["info"]["identifier"]
+    assert player["track"]["info"]["identifier"] == track.identifier
 
 
 # --------------------------------------------------------------------------- PATCH player semantics
@@ -526,7 +526,7 @@ def test_play_replace_stop_events(fake: FakeNode, rest: Rest, sid: str) -> None:
     path = f"/v4/sessions/{sid}/players/11"
     skip = len(fake.sessions[sid].sent)
     status, player = rest.json(
-        "PATCH", path, {"track": {"encoded": a["encoded"], "userData": {"q": 1}}}
+        "PATCH", path, {"track": {"encoded": a.encoded, "userData": {"q": 1}}}
     )
     assert status == 200
     assert player["track"]["info"]["title"] == "A"
@@ -539,7 +539,7 @@ def test_play_replace_stop_events(fake: FakeNode, rest: Rest, sid: str) -> None:
     assert sent[0]["track"]["userData"] == {"q": 1}
 
     skip = len(fake.sessions[sid].sent)
-    rest("PATCH", path, {"encodedTrack": b["encoded"]})  # the deprecated alias
+    rest("PATCH", path, {"encodedTrack": b.encoded})  # the deprecated alias
     sent = events(fake, sid, skip)
     assert ops(sent) == ["TrackEndEvent", "TrackStartEvent", "playerUpdate", "playerUpdate"]
     assert sent[0]["reason"] == "replaced"
@@ -563,9 +563,9 @@ def test_new_track_resets_paused(fake: FakeNode, rest: Rest, sid: str) -> None:
     t = fake.add_track()
     path = f"/v4/sessions/{sid}/players/1"
     assert rest.json("PATCH", path, {"paused": True})[1]["paused"] is True
-    assert rest.json("PATCH", path, {"track": {"encoded": t["encoded"]}})[1]["paused"] is False
+    assert rest.json("PATCH", path, {"track": {"encoded": t.encoded}})[1]["paused"] is False
     assert (
-        rest.json("PATCH", path, {"track": {"encoded": t["encoded"]}, "paused": True})[1]["paused"]
+        rest.json("PATCH", path, {"track": {"encoded": t.encoded}, "paused": True})[1]["paused"]
         is True
     )
     # a stop without paused un-pauses as well
@@ -576,11 +576,11 @@ def test_no_replace(fake: FakeNode, rest: Rest, sid: str) -> None:
     a, b = fake.add_track("A"), fake.add_track("B")
     path = f"/v4/sessions/{sid}/players/1"
     # nothing loaded: plays normally
-    _, player = rest.json("PATCH", path + "?noReplace=true", {"track": {"encoded": a["encoded"]}})
+    _, player = rest.json("PATCH", path + "?noReplace=true", {"track": {"encoded": a.encoded}})
     assert player["track"]["info"]["title"] == "A"
     skip = len(fake.sessions[sid].sent)
     body = {
-        "track": {"encoded": b["encoded"], "userData": {"x": 1}},
+        "track": {"encoded": b.encoded, "userData": {"x": 1}},
         "volume": 30,
         "paused": True,
         "position": 5000,
@@ -602,7 +602,7 @@ def test_no_replace(fake: FakeNode, rest: Rest, sid: str) -> None:
 def test_start_position_user_data_end_time(fake: FakeNode, rest: Rest, sid: str) -> None:
     t = fake.add_track(length=100_000)
     path = f"/v4/sessions/{sid}/players/1"
-    _, player = rest.json("PATCH", path, {"track": {"encoded": t["encoded"]}, "position": 40_000})
+    _, player = rest.json("PATCH", path, {"track": {"encoded": t.encoded}, "position": 40_000})
     assert player["state"]["position"] == 40_000
     assert player["track"]["info"]["position"] == 40_000
     assert decode_info(player["track"]["encoded"])["position"] == 40_000
@@ -628,7 +628,7 @@ def test_start_position_user_data_end_time(fake: FakeNode, rest: Rest, sid: str)
 def test_seek_past_end_time_finishes(fake: FakeNode, rest: Rest, sid: str) -> None:
     t = fake.add_track(length=100_000)
     path = f"/v4/sessions/{sid}/players/1"
-    rest("PATCH", path, {"track": {"encoded": t["encoded"]}, "endTime": 50_000})
+    rest("PATCH", path, {"track": {"encoded": t.encoded}, "endTime": 50_000})
     skip = len(fake.sessions[sid].sent)
     _, player = rest.json("PATCH", path, {"position": 60_000})
     assert player["track"] is None
@@ -686,7 +686,7 @@ def test_get_players(fake: FakeNode, rest: Rest, sid: str) -> None:
 def test_delete_player_events(fake: FakeNode, rest: Rest, sid: str) -> None:
     t = fake.add_track()
     path = f"/v4/sessions/{sid}/players/4"
-    rest("PATCH", path, {"voice": VOICE, "track": {"encoded": t["encoded"]}})
+    rest("PATCH", path, {"voice": VOICE, "track": {"encoded": t.encoded}})
     # start -> update x2, then the voice-ready update arrives on its own
     fake.wait_for_message(sid, lambda m: m["op"] == "playerUpdate", count=3)
     skip = len(fake.sessions[sid].sent)

@@ -277,7 +277,7 @@ def test_resume_replays_queued_messages_in_order(fake: FakeNode) -> None:
         {"resuming": True, "timeout": 30},
     )
     track = fake.add_track(length=60_000)
-    rest(fake, "PATCH", f"/v4/sessions/{sid}/players/5", {"track": {"encoded": track["encoded"]}})
+    rest(fake, "PATCH", f"/v4/sessions/{sid}/players/5", {"track": {"encoded": track.encoded}})
     rest(fake, "PATCH", f"/v4/sessions/{sid}/players/6", {})
     fake.drop_connections()
     assert fake.sessions[sid].state == "paused"
@@ -397,7 +397,7 @@ def test_voice_connect_and_position_advances(quick: FakeNode) -> None:
     assert player["track"] is None
     quick.wait_for_message(sid, is_("playerUpdate", "1"))  # voice ready
     t0 = time.monotonic()
-    play(quick, sid, 1, {"track": {"encoded": track["encoded"]}})
+    play(quick, sid, 1, {"track": {"encoded": track.encoded}})
     update = quick.wait_for_message(sid, is_("playerUpdate", "1"), count=8)
     elapsed_ms = (time.monotonic() - t0) * 1000
     assert 150 <= update["state"]["position"] <= elapsed_ms + 50
@@ -414,9 +414,9 @@ def test_paused_and_voiceless_players_stay_put() -> None:
     with FakeNode(stats_interval=30, player_update_interval=0.05) as node:
         sid = node.create_session()
         track = node.add_track(length=60_000)
-        body = {"voice": VOICE, "track": {"encoded": track["encoded"]}, "paused": True}
+        body = {"voice": VOICE, "track": {"encoded": track.encoded}, "paused": True}
         play(node, sid, 1, body)
-        play(node, sid, 2, {"track": {"encoded": track["encoded"]}, "position": 700})
+        play(node, sid, 2, {"track": {"encoded": track.encoded}, "position": 700})
         for guild in ("1", "2"):
             n = len([m for m in node.sessions[sid].sent if is_("playerUpdate", guild)(m)])
             node.wait_for_message(sid, is_("playerUpdate", guild), count=n + 4)
@@ -429,7 +429,7 @@ def test_track_finishes_and_updates_stop(quick: FakeNode) -> None:
     track = quick.add_track(length=200)
     play(quick, sid, 1, {"voice": VOICE})
     t0 = time.monotonic()
-    play(quick, sid, 1, {"track": {"encoded": track["encoded"]}})
+    play(quick, sid, 1, {"track": {"encoded": track.encoded}})
     end = quick.wait_for_message(sid, is_("TrackEndEvent"))
     assert time.monotonic() - t0 >= 0.15
     assert end["reason"] == "finished"
@@ -444,7 +444,7 @@ def test_track_finishes_and_updates_stop(quick: FakeNode) -> None:
 def test_end_time_and_timescale(quick: FakeNode) -> None:
     sid = quick.create_session()
     long = quick.add_track(length=60_000)
-    play(quick, sid, 1, {"voice": VOICE, "track": {"encoded": long["encoded"]}, "endTime": 150})
+    play(quick, sid, 1, {"voice": VOICE, "track": {"encoded": long.encoded}, "endTime": 150})
     end = quick.wait_for_message(sid, is_("TrackEndEvent", "1"))
     assert end["reason"] == "finished"
     assert end["track"]["info"]["position"] == 150
@@ -452,7 +452,7 @@ def test_end_time_and_timescale(quick: FakeNode) -> None:
     body = {
         "voice": VOICE,
         "filters": {"timescale": {"speed": 2.0, "rate": 2.0}},
-        "track": {"encoded": one_second["encoded"]},
+        "track": {"encoded": one_second.encoded},
     }
     t0 = time.monotonic()
     play(quick, sid, 2, body)
@@ -464,7 +464,7 @@ def test_cleanup_without_voice(quick: FakeNode) -> None:
     sid = quick.create_session()
     track = quick.add_track(length=100)
     t0 = time.monotonic()
-    play(quick, sid, 1, {"track": {"encoded": track["encoded"]}})
+    play(quick, sid, 1, {"track": {"encoded": track.encoded}})
     end = quick.wait_for_message(sid, is_("TrackEndEvent"))
     assert end["reason"] == "cleanup"
     assert end["track"]["info"]["position"] == 0
@@ -512,7 +512,7 @@ def test_new_voice_data_tears_the_old_connection_down(fake: FakeNode) -> None:
 def test_close_voice_fail_and_stuck(fake: FakeNode) -> None:
     sid = fake.create_session()
     track = fake.add_track(length=60_000)
-    play(fake, sid, 1, {"voice": VOICE, "track": {"encoded": track["encoded"]}})
+    play(fake, sid, 1, {"voice": VOICE, "track": {"encoded": track.encoded}})
     skip = len(fake.sessions[sid].sent)
     fake.close_voice(1, 4014)
     closed, update = after_first(fake.sessions[sid].sent[skip:], "WebSocketClosedEvent", 2)
@@ -544,7 +544,7 @@ def test_a_thousand_players() -> None:
         sid = node.create_session()
         track = node.add_track(length=400)
         conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
-        body = json.dumps({"voice": VOICE, "track": {"encoded": track["encoded"]}})
+        body = json.dumps({"voice": VOICE, "track": {"encoded": track.encoded}})
         headers = {"Authorization": node.password, "Content-Type": "application/json"}
         for guild in range(1, 1001):
             conn.request("PATCH", f"/v4/sessions/{sid}/players/{guild}", body, headers)

@@ -193,7 +193,7 @@ def playing(env: Env) -> Any:
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     track = env.fake.add_track("Long", length=600_000)
-    player.play(track["encoded"])
+    player.play(track.encoded)
     player.set_volume(34)
     return player
 

@@ -72,7 +72,7 @@ class Bot:
         for guild in guilds:
             player = self.client.player(guild, node=node)
             player.connect(9000 + guild)
-            player.play(track["encoded"], start=1_000)
+            player.play(track.encoded, start=1_000)
 
     def holders(self, guild: int) -> list[tuple[str, str]]:
         """Every (fake, session) whose server holds a player for ``guild``."""

@@ -167,7 +167,7 @@ def test_resume_after_a_drop_resyncs_players_and_marks_replays(
     sid = node.session_id
     track = fake.add_track("Resume me", length=600_000)
     player = client.player(1234)
-    player.play(track["encoded"])
+    player.play(track.encoded)
     fake.wait_for_request("PATCH", f"/v4/sessions/{sid}/players/1234")
     fake.refuse_connections(True)
     fake.drop_connections()
@@ -200,7 +200,7 @@ def test_non_resumed_reconnect_recreates_players(fake: FakeNode, client: Client)
     old_sid = node.session_id
     track = fake.add_track("Keep playing", length=600_000)
     player = client.player(77)
-    player.play(track["encoded"], start=5_000, volume=40)
+    player.play(track.encoded, start=5_000, volume=40)
     fake.refuse_connections(True)
     fake.drop_connections()
     wait_event(client, NodeDisconnectedEvent)
@@ -358,8 +358,8 @@ def test_each_event_is_delivered_once_to_poll_and_once_to_listeners(
     client.wait_ready(5)
     track = fake.add_track("Once", length=600_000)
     player = client.player(9)
-    player.play(track["encoded"])
-    player.play(track["encoded"])  # replaces: end(replaced), start
+    player.play(track.encoded)
+    player.play(track.encoded)  # replaces: end(replaced), start
     fake.emit({"op": "event", "type": "Fence", "guildId": "9"})
     assert fence.wait(5)
     polled: list[str] = []

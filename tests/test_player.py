@@ -87,7 +87,7 @@ def test_join_play_end_leave(env: Env) -> None:
     assert player.connected is True
     assert player.channel_id == CHANNEL
     track = env.fake.add_track("Short", length=400)
-    info = player.play(track["encoded"])
+    info = player.play(track.encoded)
     assert info.track is not None and info.track.info.title == "Short"
     end = player.wait_for_track_end(timeout=10)
     assert end.reason == "finished" and end.may_start_next
@@ -181,7 +181,7 @@ def test_sixteen_threads_on_one_player(env: Env) -> None:
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     track = env.fake.add_track("Long", length=600_000)
-    player.play(track["encoded"])
+    player.play(track.encoded)
     errors: list[BaseException] = []
     barrier = threading.Barrier(16)
 
@@ -216,7 +216,7 @@ def test_position_is_interpolated_frozen_when_paused_and_scaled(env: Env) -> Non
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     track = env.fake.add_track("Long", length=600_000)
-    player.play(track["encoded"], start=1_000)
+    player.play(track.encoded, start=1_000)
     now = time.monotonic()
     with player._lock:
         player._pos = (1_000, now - 2.0)
@@ -242,7 +242,7 @@ def test_pause_and_seek_reflect_the_server(env: Env) -> None:
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     track = env.fake.add_track("Long", length=600_000)
-    player.play(track["encoded"])
+    player.play(track.encoded)
     info = player.pause()
     assert info.paused is True and player.paused is True
     frozen = player.position
@@ -285,7 +285,7 @@ def test_wait_for_track_end_raises_when_destroyed(env: Env) -> None:
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     track = env.fake.add_track("Long", length=600_000)
-    player.play(track["encoded"])
+    player.play(track.encoded)
     result: list[BaseException] = []
 
     def waiter() -> None:
@@ -306,10 +306,10 @@ def test_queue_advances_once_even_on_replayed_ends(env: Env) -> None:
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     tracks = [env.fake.add_track(f"T{i}", length=600_000) for i in range(3)]
-    loaded = env.client.load(tracks[0]["info"]["identifier"]).tracks
+    loaded = env.client.load(tracks[0].identifier).tracks
     queue = Queue(player, client=env.client)
     queue.add(loaded)
-    queue.add([env.client.load(t["info"]["identifier"]).tracks[0] for t in tracks[1:]])
+    queue.add([env.client.load(t.identifier).tracks[0] for t in tracks[1:]])
     started = threading.Event()
     starts: list[str] = []
 
@@ -325,7 +325,7 @@ def test_queue_advances_once_even_on_replayed_ends(env: Env) -> None:
         "op": "event",
         "type": "TrackEndEvent",
         "guildId": str(GUILD),
-        "track": tracks[0],
+        "track": tracks[0].to_wire(),
         "reason": "finished",
     }
     env.fake.finish_track(GUILD)
@@ -351,10 +351,7 @@ def test_queue_advances_once_even_on_replayed_ends(env: Env) -> None:
 
 def test_queue_container_operations(env: Env) -> None:
     player = env.client.player(GUILD)
-    tracks = [
-        env.client.load(env.fake.add_track(f"Q{i}")["info"]["identifier"]).tracks[0]
-        for i in range(4)
-    ]
+    tracks = [env.client.load(env.fake.add_track(f"Q{i}").identifier).tracks[0] for i in range(4)]
     queue = Queue(player, loop="queue")
     assert queue.add(tracks) == 4
     assert queue.remove(1).info.title == "Q1"
@@ -429,7 +426,7 @@ def test_update_filters_keeps_the_others_and_stop_ends_the_track(env: Env) -> No
     player = env.client.player(GUILD)
     player.connect(CHANNEL)
     track = env.fake.add_track("Long", length=600_000)
-    player.play(track["encoded"])
+    player.play(track.encoded)
     player.set_filters(Filters(volume=0.8, timescale=Timescale(speed=1.1)))
     player.update_filters(rotation=None, timescale=Timescale(pitch=1.2))
     sent = env.fake.requests[-1].json["filters"]

@@ -130,7 +130,7 @@ def test_load_tracks_single_track(fake: FakeNode, client: RestClient) -> None:
     assert isinstance(result, LoadResult)
     assert result.load_type == "track"
     [track] = result.tracks
-    assert track.encoded == track_json["encoded"]
+    assert track.encoded == track_json.encoded
     assert track.info.title == "Loadable"
     assert track.info.length == 42_000
     sent = _only_request(fake)
@@ -196,8 +196,8 @@ def test_decode_track_sends_percent_encoded_base64(fake: FakeNode, client: RestC
 
 
 def test_decode_tracks(fake: FakeNode, client: RestClient) -> None:
-    first = fake.add_track("First")["encoded"]
-    second = fake.add_track("Second", author="someone")["encoded"]
+    first = fake.add_track("First").encoded
+    second = fake.add_track("Second", author="someone").encoded
     fake.clear_requests()
     tracks = client.decode_tracks([first, second])
     assert [t.info.title for t in tracks] == ["First", "Second"]
@@ -223,7 +223,7 @@ def test_decode_tracks_server_failure_is_rest_error(fake: FakeNode, client: Rest
 def test_update_player_sends_only_what_was_set(
     fake: FakeNode, client: RestClient, session_id: str
 ) -> None:
-    encoded = fake.add_track("Playing", length=600_000)["encoded"]
+    encoded = fake.add_track("Playing", length=600_000).encoded
     fake.clear_requests()
     update = UpdatePlayer(track=UpdatePlayerTrack(encoded=encoded), volume=55, paused=True)
     player = client.update_player(session_id, GUILD, update)
@@ -246,8 +246,8 @@ def test_update_player_sends_only_what_was_set(
 def test_update_player_no_replace_and_string_guild(
     fake: FakeNode, client: RestClient, session_id: str
 ) -> None:
-    first = fake.add_track("First", length=600_000)["encoded"]
-    second = fake.add_track("Second", length=600_000)["encoded"]
+    first = fake.add_track("First", length=600_000).encoded
+    second = fake.add_track("Second", length=600_000).encoded
     client.update_player(
         session_id, str(GUILD), UpdatePlayer(track=UpdatePlayerTrack(encoded=first))
     )
@@ -264,7 +264,7 @@ def test_update_player_no_replace_and_string_guild(
 def test_update_player_stop_sends_explicit_null(
     fake: FakeNode, client: RestClient, session_id: str
 ) -> None:
-    encoded = fake.add_track("To Stop", length=600_000)["encoded"]
+    encoded = fake.add_track("To Stop", length=600_000).encoded
     client.update_player(session_id, GUILD, UpdatePlayer(track=UpdatePlayerTrack(encoded=encoded)))
     fake.clear_requests()
     player = client.update_player(

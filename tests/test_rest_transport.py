@@ -175,7 +175,7 @@ def test_version_is_returned_as_text(fake: FakeNode, transport: RestTransport) -
 
 
 def test_json_body_is_compact_and_typed(fake: FakeNode, transport: RestTransport) -> None:
-    blob = fake.add_track("Body Test")["encoded"]
+    blob = fake.add_track("Body Test").encoded
     tracks = transport.request("POST", "/v4/decodetracks", json=[blob, blob])
     assert [t["info"]["title"] for t in tracks] == ["Body Test", "Body Test"]
     [sent] = fake.requests

@@ -170,7 +170,7 @@ def test_a_private_ca_node_works_over_https_and_wss(
     assert node.ws_url.startswith("wss://") and node.last_error is None
     assert fake.handshakes[0].accepted  # the WebSocket came over TLS
     track = fake.add_track("Over TLS", length=60_000)
-    result = client.load(track["info"]["identifier"])  # REST over https
+    result = client.load(track.info.identifier)  # REST over https
     assert result.tracks[0].info.title == "Over TLS"
     player = client.player(GUILD)
     info = player.play(result.tracks[0])

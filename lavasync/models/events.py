@@ -10,9 +10,10 @@ immutable by convention, safe to hand between threads.
 
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 from ._base import snowflake
+from ._enums import WireEnum
 from .load import ExceptionInfo
 from .player import PlayerState
 from .stats import Stats
@@ -47,16 +48,24 @@ log = logging.getLogger("lavasync.events")
 WireDict = Mapping[str, Any]
 
 
-class TrackEndReason:
-    """The ``reason`` strings of a TrackEndEvent. Unknown reasons are kept as they came."""
+class TrackEndReason(WireEnum):
+    """The ``reason`` of a TrackEndEvent: a ``str`` enum, equal to the wire strings.
+
+    ``TrackEndEvent.reason`` holds a member for these and the raw string for any other value,
+    so ``end.reason == "finished"`` and ``== TrackEndReason.FINISHED`` both work.
+    """
 
     FINISHED = "finished"
     LOAD_FAILED = "loadFailed"
     STOPPED = "stopped"
     REPLACED = "replaced"
     CLEANUP = "cleanup"
+
     #: Reasons after which a queue may start the next track (the others cause double skips).
-    MAY_START_NEXT: ClassVar[frozenset[str]] = frozenset({FINISHED, LOAD_FAILED})
+    MAY_START_NEXT: ClassVar[frozenset[str]]
+
+
+TrackEndReason.MAY_START_NEXT = frozenset({TrackEndReason.FINISHED, TrackEndReason.LOAD_FAILED})
 
 
 class Event:
@@ -222,12 +231,18 @@ class TrackStartEvent(TrackEvent):
 
 
 class TrackEndEvent(TrackEvent):
-    """A track ended; advance a queue only when ``may_start_next`` (finished, loadFailed)."""
+    """A track ended; advance a queue only when ``may_start_next`` (finished, loadFailed).
+
+    ``reason`` is a :class:`TrackEndReason` member (it equals the wire string), or the raw
+    string for a reason lavasync does not know.
+    """
 
     __slots__ = ("reason",)
     _fields = ("guild_id", "track", "reason")
 
-    def __init__(self, guild_id: int, track: Track, reason: str, **kw: Any) -> None:
+    def __init__(
+        self, guild_id: int, track: Track, reason: Union[TrackEndReason, str], **kw: Any
+    ) -> None:
         super().__init__(guild_id, track, **kw)
         self.reason = reason
 
@@ -332,7 +347,7 @@ def _track_end(d: WireDict, g: int, kw: dict[str, Any]) -> Event:
     reason = d["reason"]
     if not isinstance(reason, str):
         raise ValueError(f"TrackEndEvent reason is not a string: {reason!r}")
-    return TrackEndEvent(g, Track.from_wire(d["track"]), reason, **kw)
+    return TrackEndEvent(g, Track.from_wire(d["track"]), TrackEndReason.parse(reason), **kw)
 
 
 def _track_exception(d: WireDict, g: int, kw: dict[str, Any]) -> Event:

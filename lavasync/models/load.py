@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Optional, TypeVar, Union
 
 from ..errors import LoadError
 from ._base import WireFormatError, WireModel, _meta
+from ._enums import WireEnum
 from .track import Track
 
 __all__ = [
@@ -23,24 +24,53 @@ __all__ = [
 ]
 
 
-class LoadType:
-    """The ``loadType`` strings. Unknown values (plugins) are kept as they came."""
+class LoadType(WireEnum):
+    """The ``loadType`` values: a ``str`` enum, equal to the wire strings.
+
+    ``LoadResult.load_type`` holds a member for these and the raw string for any other value
+    (plugins), so ``result.load_type == "track"`` and ``== LoadType.TRACK`` both work.
+    """
 
     TRACK = "track"
     PLAYLIST = "playlist"
     SEARCH = "search"
     EMPTY = "empty"
     ERROR = "error"
-    ALL: ClassVar[frozenset[str]] = frozenset({TRACK, PLAYLIST, SEARCH, EMPTY, ERROR})
+
+    #: Every known load type.
+    ALL: ClassVar[frozenset[str]]
 
 
-class Severity:
-    """The ``severity`` strings of an Exception. Unknown values are kept as they came."""
+LoadType.ALL = frozenset(LoadType)
+
+
+class Severity(WireEnum):
+    """The ``severity`` values of an Exception: a ``str`` enum, equal to the wire strings.
+
+    ``ExceptionInfo.severity`` holds a member for these and the raw string for any other value.
+    """
 
     COMMON = "common"
     SUSPICIOUS = "suspicious"
     FAULT = "fault"
-    ALL: ClassVar[frozenset[str]] = frozenset({COMMON, SUSPICIOUS, FAULT})
+
+    #: Every known severity.
+    ALL: ClassVar[frozenset[str]]
+
+
+Severity.ALL = frozenset(Severity)
+
+
+def _severity(value: Any) -> Union[Severity, str]:
+    if not isinstance(value, str):
+        raise ValueError(f"severity is not a string: {value!r}")
+    return Severity.parse(value)
+
+
+def _load_type(value: Any) -> Union[LoadType, str]:
+    if not isinstance(value, str):
+        raise ValueError(f"loadType is not a string: {value!r}")
+    return LoadType.parse(value)
 
 
 @dataclass
@@ -52,7 +82,10 @@ class ExceptionInfo(WireModel):
     """
 
     message: Optional[str]
-    severity: str
+    #: A :class:`Severity` member, or the raw string for a value lavasync does not know.
+    severity: Union[Severity, str] = dataclasses.field(
+        metadata=_meta({"decode": _severity}, decoder=_severity)
+    )
     cause: str
     cause_stack_trace: Optional[str] = None
 
@@ -123,7 +156,10 @@ class LoadResult(WireModel):
     (``{}``, None or absent: each is written back the same way).
     """
 
-    load_type: str
+    #: A :class:`LoadType` member, or the raw string for a value lavasync does not know.
+    load_type: Union[LoadType, str] = dataclasses.field(
+        metadata=_meta({"decode": _load_type}, decoder=_load_type)
+    )
     data: LoadData = dataclasses.field(
         default=None, metadata=_meta({"encode": _encode_data}, decoder=_identity)
     )

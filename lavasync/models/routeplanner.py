@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Union
 
 from ._base import WireFormatError, WireModel, _meta
+from ._enums import WireEnum
 
 __all__ = [
     "BalancingIpRoutePlannerDetails",
     "BalancingIpRoutePlannerStatus",
     "FailingAddress",
     "IpBlock",
+    "IpBlockType",
     "NanoIpRoutePlannerDetails",
     "NanoIpRoutePlannerStatus",
     "RotatingIpRoutePlannerDetails",
@@ -31,11 +33,26 @@ __all__ = [
 ]
 
 
+class IpBlockType(WireEnum):
+    """The ``type`` of an IP block: a ``str`` enum, equal to the wire strings."""
+
+    INET4 = "Inet4Address"
+    INET6 = "Inet6Address"
+
+
+def _ip_block_type(value: Any) -> Union[IpBlockType, str]:
+    if not isinstance(value, str):
+        raise ValueError(f"ipBlock type is not a string: {value!r}")
+    return IpBlockType.parse(value)
+
+
 @dataclass
 class IpBlock(WireModel):
-    """The IP block in use: ``type`` is ``Inet4Address`` or ``Inet6Address``."""
+    """The IP block in use: ``type`` is an :class:`IpBlockType` (or the raw string if unknown)."""
 
-    type: str
+    type: Union[IpBlockType, str] = field(
+        metadata=_meta({"decode": _ip_block_type}, decoder=_ip_block_type)
+    )
     size: str
 
     @property

@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, unquote
 
 from ..codec import decode_blob, encode_info, parse_source_fields, with_position
+from ..models.track import Track
 from . import _wire
 from ._catalogue import (
     BUILTIN_TRACKS,
@@ -815,11 +816,12 @@ class FakeNode:
         isrc: Optional[str] = None,
         probe: str = "mp3",
         plugin_info: Optional[Mapping[str, Any]] = None,
-    ) -> dict[str, Any]:
-        """Add a track to the catalogue and return its Track JSON (a real v3 blob).
+    ) -> Track:
+        """Add a track to the catalogue and return it as a :class:`lavasync.Track`.
 
-        It loads by identifier (and uri) through ``/v4/loadtracks`` and ``track.identifier``
-        and its blob decodes and plays. ``is_stream`` makes it a live stream (length 2^63-1).
+        ``track.encoded`` is a real v3 blob that decodes and plays; the track loads by
+        identifier (and uri) through ``/v4/loadtracks``. ``track.to_wire()`` gives the Track
+        JSON (for :meth:`set_load_result`). ``is_stream`` makes it a live stream (length 2^63-1).
         """
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
             raise ValueError("length must be a non-negative int")
@@ -847,7 +849,8 @@ class FakeNode:
             data = probe_data(probe) if source_name in ("http", "local") else b""
             track = track_json(encode_info(info, source_data=data), info, dict(plugin_info or {}))
             self._register(track)
-            return copy.deepcopy(track)
+            wire = copy.deepcopy(track)
+        return Track.from_wire(wire)
 
     def set_load_result(self, identifier: str, result: dict[str, Any]) -> None:
         """Answer exactly this LoadResult JSON for ``identifier`` (loadtracks and PATCH)."""
