@@ -22,6 +22,7 @@ between threads as long as nobody mutates it, which is how lavasync uses them.
 
 import dataclasses
 import enum
+import math
 import threading
 import typing
 from collections.abc import Mapping
@@ -932,7 +933,7 @@ def _liberal_scalar(kind: str, value: Any) -> Any:
     if kind == "int":
         if cls is int:
             return value
-        if cls is float and value == value and abs(value) != float("inf"):
+        if cls is float and math.isfinite(value):
             return int(value)
         if cls is str and value.strip().lstrip("-").isdigit():
             return int(value)

@@ -35,7 +35,11 @@ class Version(WireModel):
         if isinstance(semver, str):
             parts = semver.split("-", 1)[0].split("+", 1)[0].split(".")
             for index, key in enumerate(("major", "minor", "patch")):
-                if not isinstance(d.get(key), int) and index < len(parts) and parts[index].isdigit():
+                if (
+                    not isinstance(d.get(key), int)
+                    and index < len(parts)
+                    and parts[index].isdigit()
+                ):
                     d[key] = int(parts[index])
         return d
 

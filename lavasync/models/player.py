@@ -6,8 +6,8 @@ given as None (sent as JSON null): ``UpdatePlayerTrack(encoded=None)`` stops the
 Plain dataclasses; safe to share between threads as long as nobody mutates them.
 """
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Union
 
 from ._base import MAX_LONG, UNSET, Unset, WireModel, snowflake_meta, unset_meta
