@@ -3,7 +3,8 @@
 Every method checks its arguments first (``ValueError``, nothing sent), then makes one call and
 decodes the answer into :mod:`lavasync.models` types, liberally (``from_server``): a 2xx answer
 that carries what the call needs never raises because another server left out or nulled a field.
-Errors are those of the transport: ``AuthenticationError``, ``RestError``, ``ConnectionFailedError``, ``LavasyncTimeoutError``.
+Errors are those of the transport: ``AuthenticationError``, ``RestError``,
+``ConnectionFailedError``, ``LavasyncTimeoutError``.
 """
 
 from __future__ import annotations
