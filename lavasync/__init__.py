@@ -24,7 +24,9 @@ from .errors import (  # noqa: E402
     LoadError,
     NodeUnavailableError,
     PlayerDestroyedError,
+    RateLimitedError,
     RestError,
+    UnsupportedServerError,
     VoiceConnectTimeoutError,
 )
 from .models import (  # noqa: E402
@@ -122,6 +124,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "Playlist",
     "PlaylistInfo",
     "Queue",
+    "RateLimitedError",
     "ReadyEvent",
     "RestError",
     "Rotation",
@@ -140,6 +143,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "Tremolo",
     "UNSET",
     "UnknownEvent",
+    "UnsupportedServerError",
     "UpdatePlayer",
     "UpdatePlayerTrack",
     "Vibrato",

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import math
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from http.client import HTTPException
 from typing import Any, Optional, Union, cast
@@ -34,6 +36,7 @@ from ..errors import (
     ClientClosedError,
     ConnectionFailedError,
     LavasyncTimeoutError,
+    RateLimitedError,
     RestError,
 )
 
@@ -303,6 +306,8 @@ class RestTransport:
         self.client_name = client_name
         self._closed = False
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # wakes calls waiting out a rate limit on close()
+        self._rate = _RateLimit(self.base_uri)
 
         session = requests.Session()
         session.trust_env = False  # no proxy/netrc/CA lookups in the environment per call
@@ -334,6 +339,7 @@ class RestTransport:
             if self._closed:
                 return
             self._closed = True
+        self._closing.set()
         self._session.close()
 
     def __enter__(self) -> RestTransport:
@@ -355,6 +361,7 @@ class RestTransport:
         json: Any = None,
         timeout: Optional[Timeout] = None,
         trace: bool = False,
+        _deadline: Optional[float] = None,
     ) -> Any:
         """Send one call; return the parsed JSON, the text of a text body, or None if empty.
 
@@ -362,7 +369,13 @@ class RestTransport:
         ``params`` are percent-encoded in full; ``json`` (if not None) is the request body;
         ``timeout`` overrides the transport default; ``trace=True`` asks the node for stack
         traces in its error bodies. Raises AuthenticationError (401/403), RestError (other
-        non-2xx), ConnectionFailedError, LavasyncTimeoutError, ClientClosedError.
+        non-2xx), RateLimitedError (429 that could not be waited out), ConnectionFailedError,
+        LavasyncTimeoutError, ClientClosedError.
+
+        Rate limits: a 429 is retried after ``Retry-After`` (or the ``X-RateLimit-Reset``) for
+        idempotent methods (GET, PATCH, PUT, DELETE) while the call's timeout allows; once a
+        server's ``X-RateLimit-Remaining`` reaches 0, later calls wait for its reset (bounded by
+        their timeout), so a burst stays under the advertised limit.
         """
         if not isinstance(method, str) or method.upper() not in METHODS:
             raise ValueError(f"unsupported HTTP method {method!r}")
@@ -390,6 +403,9 @@ class RestTransport:
             headers["Content-Length"] = str(len(body))
         if self._closed:
             raise ClientClosedError(f"REST transport for {self.base_uri} is closed")
+        if _deadline is None:
+            _deadline = time.monotonic() + _budget(call_timeout)
+        self._rate.acquire(_deadline, self._closing, method, path)
 
         prepared = PreparedRequest()
         prepared.method = method
@@ -424,6 +440,17 @@ class RestTransport:
             ) from exc
 
         status = response.status_code
+        retry_after = self._rate.update(response.headers, status)
+        if status == 429:
+            delay = 1.0 if retry_after is None else retry_after
+            if method in _RETRY_METHODS and time.monotonic() + delay <= _deadline:
+                _log.info("%s %s on %s: 429, retry in %.2f s", method, path, self.base_uri, delay)
+                if self._closing.wait(delay):
+                    raise ClientClosedError(f"REST transport for {self.base_uri} is closed")
+                return self.request(
+                    method, path, params=params, json=json, timeout=timeout, _deadline=_deadline
+                )
+            raise _rate_limited(status, method, path, content, retry_after)
         if status >= 300 or status < 200:
             error = _error(status, method, path, content)
             _log.debug("%s %s on %s: %s", method, path, self.base_uri, error)
@@ -494,4 +521,121 @@ def _error(status: int, method: str, path: str, content: bytes) -> RestError:
         timestamp=timestamp if isinstance(timestamp, int) else None,
         method=method,
         body=body,
+    )
+
+
+# --------------------------------------------------------------------------- rate limits
+
+#: Methods retried after a 429 (the server did not act on the request; these are idempotent).
+_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "PUT", "DELETE"})
+
+
+def _budget(timeout: Timeout) -> float:
+    """How long one call may take in all, waits for rate limits included: its read timeout."""
+    return timeout[1] if isinstance(timeout, tuple) else timeout
+
+
+def _header_number(headers: Any, name: str) -> Optional[float]:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _reset_in(value: float) -> float:
+    """Seconds until a ``X-RateLimit-Reset``: epoch ms, epoch seconds or a delta in seconds."""
+    if value > 1e12:
+        return value / 1000.0 - time.time()
+    if value > 1e9:
+        return value - time.time()
+    return value
+
+
+class _RateLimit:
+    """One node's advertised rate limit, shared by every call of its transport.
+
+    Thread-safe (one lock, never held while waiting). ``remaining`` counts the calls left in the
+    current window (the server's ``X-RateLimit-Remaining``, decremented locally for calls in
+    flight); ``blocked_until`` is set by a 429's ``Retry-After``.
+    """
+
+    def __init__(self, origin: str) -> None:
+        self._origin = origin
+        self._lock = threading.Lock()
+        self._remaining: Optional[int] = None
+        self._reset_at = 0.0
+        self._blocked_until = 0.0
+
+    def acquire(self, deadline: float, closing: threading.Event, method: str, path: str) -> None:
+        """Wait (up to ``deadline``) until a call may go out; RateLimitedError if it cannot."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                until = self._blocked_until if self._blocked_until > now else 0.0
+                if not until and self._remaining is not None:
+                    if self._reset_at <= now:
+                        self._remaining = None  # the window is over: unknown until told
+                    elif self._remaining > 0:
+                        self._remaining -= 1
+                        return
+                    else:
+                        until = self._reset_at
+                if not until:
+                    return
+            if until > deadline:
+                raise RateLimitedError(
+                    429,
+                    retry_after=max(0.0, until - now),
+                    message=f"{self._origin} is rate limiting this client (not sent)",
+                    path=path,
+                    method=method,
+                )
+            _log.debug("waiting %.2f s for the rate limit of %s", until - now, self._origin)
+            if closing.wait(until - now):
+                raise ClientClosedError(f"REST transport for {self._origin} is closed")
+
+    def update(self, headers: Any, status: int) -> Optional[float]:
+        """Take in an answer's rate-limit headers; returns a 429's wait in seconds (or None)."""
+        remaining = _header_number(headers, "X-RateLimit-Remaining")
+        reset = _header_number(headers, "X-RateLimit-Reset")
+        retry_after = _header_number(headers, "Retry-After") if status == 429 else None
+        if remaining is None and retry_after is None and reset is None:
+            return None
+        now = time.monotonic()
+        reset_in = _reset_in(reset) if reset is not None else None
+        if status == 429 and retry_after is None and reset_in is not None:
+            retry_after = reset_in
+        if retry_after is not None:
+            retry_after = max(0.0, retry_after)
+        with self._lock:
+            if reset_in is not None and remaining is not None:
+                reset_at = now + max(0.0, reset_in)
+                if self._remaining is None or reset_at > self._reset_at + 0.5:
+                    self._remaining = int(remaining)  # a new window
+                else:
+                    self._remaining = min(self._remaining, int(remaining))
+                self._reset_at = max(self._reset_at, reset_at) if reset_at > now else reset_at
+            if retry_after is not None:
+                self._blocked_until = max(self._blocked_until, now + retry_after)
+        return retry_after
+
+
+def _rate_limited(
+    status: int, method: str, path: str, content: bytes, retry_after: Optional[float]
+) -> RateLimitedError:
+    plain = _error(status, method, path, content)
+    return RateLimitedError(
+        status,
+        retry_after=retry_after,
+        error=plain.error or "Too Many Requests",
+        message=plain.message or "rate limited by the node",
+        path=plain.path,
+        trace=plain.trace,
+        timestamp=plain.timestamp,
+        method=method,
+        body=plain.body,
     )
