@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+from ._server import ServerVersion  # noqa: E402
 from .client import Client, default_penalty, region_of  # noqa: E402
 from .codec import decode_track, encode_track  # noqa: E402
 from .errors import (  # noqa: E402
@@ -128,6 +129,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "ReadyEvent",
     "RestError",
     "Rotation",
+    "ServerVersion",
     "Session",
     "Stats",
     "StatsEvent",

@@ -23,6 +23,7 @@ Bad arguments raise the builtin :class:`ValueError` before anything is sent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 __all__ = [
@@ -84,8 +85,11 @@ class RestError(LavasyncError):
         timestamp: Optional[int] = None,
         method: str = "",
         body: Any = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.status = status
+        #: the answer's HTTP headers where lavasync kept them (a refused WebSocket handshake)
+        self.headers: dict[str, str] = dict(headers) if headers else {}
         self.error = error
         self.message = message
         self.path = path
@@ -110,7 +114,9 @@ class RateLimitedError(RestError):
     within their timeout before this is raised.
     """
 
-    def __init__(self, status: int = 429, *, retry_after: Optional[float] = None, **kw: Any) -> None:
+    def __init__(
+        self, status: int = 429, *, retry_after: Optional[float] = None, **kw: Any
+    ) -> None:
         self.retry_after = retry_after
         when = f"retry in {retry_after:.1f} s" if retry_after is not None else "retry later"
         message = kw.pop("message", "") or "rate limited"

@@ -150,6 +150,8 @@ class WebSocketConnection:
                 message=f"WebSocket handshake refused ({status}) {body}".strip(),
                 path=url,
                 method="GET",
+                body=body,
+                headers=getattr(exc, "resp_headers", None) or None,  # a v3 server says so
             ) from None
         except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
             raise LavasyncTimeoutError(f"WebSocket handshake with {url} timed out") from None
@@ -235,6 +237,22 @@ class WebSocketConnection:
             return
         try:
             sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def wake(self) -> None:
+        """Wake a ``recv`` blocked in another thread for a clean close: shut only the reading
+        half, so the reader thread still sends its Close frame (:meth:`close`) on the way out.
+
+        Before the TCP connection exists, the connect that follows fails at once instead.
+        """
+        with self._lock:
+            self._aborted = True
+            sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RD)
         except OSError:
             pass
 
