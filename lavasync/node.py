@@ -257,7 +257,7 @@ class Node:
             thread = self._thread
             self._cond.notify_all()
         if conn is not None:
-            conn.wake()  # the reader wakes up and closes with a Close frame (1000)
+            conn.close_now(1000)  # a Close frame, then the socket shut: the reader wakes up
         exited = True
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)

@@ -125,13 +125,10 @@ class NodeLinkDialect(Dialect):
         kind = result.get("loadType")
         data = result.get("data")
         if kind == "error":
-            exception = data if isinstance(data, dict) else {}
+            # no cause, no causeStackTrace: NodeLink's own message under "exception"
             return {
                 "loadType": "error",
-                "exception": {
-                    "message": exception.get("message") or "HTTP error 404 while resolving",
-                    "severity": exception.get("severity") or "common",
-                },
+                "exception": {"message": "HTTP error 404 while resolving", "severity": "common"},
             }
         if kind == "empty":
             return {"loadType": "empty", "data": {}}
