@@ -1246,7 +1246,7 @@ class FakeNode:
             remaining = 0 if now < self._rate_blocked_until else max(0, limit - len(hits))
             oldest = hits[0] if hits else now
             reset_at = max(oldest + window, self._rate_blocked_until)
-        reset_ms = int((time.time() + max(0.0, reset_at - now)) * 1000)
+        reset_ms = math.ceil((time.time() + max(0.0, reset_at - now)) * 1000)
         return [
             ("X-RateLimit-Limit", str(limit)),
             ("X-RateLimit-Remaining", str(remaining)),

@@ -340,6 +340,7 @@ class RestTransport:
                 return
             self._closed = True
         self._closing.set()
+        self._rate.wake()
         self._session.close()
 
     def __enter__(self) -> RestTransport:
@@ -428,6 +429,7 @@ class RestTransport:
             HTTPException,
             urllib3.exceptions.HTTPError,
         ) as exc:
+            self._rate.failed()
             if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
                 raise LavasyncTimeoutError(
                     f"{method} {path} timed out after {call_timeout} s ({self.base_uri})"
@@ -530,6 +532,10 @@ def _error(status: int, method: str, path: str, content: bytes) -> RestError:
 _RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "PUT", "DELETE"})
 
 
+#: Added to an advertised reset: clocks and the header's rounding may put it a little early.
+_RESET_MARGIN = 0.05
+
+
 def _budget(timeout: Timeout) -> float:
     """How long one call may take in all, waits for rate limits included: its read timeout."""
     return timeout[1] if isinstance(timeout, tuple) else timeout
@@ -558,52 +564,78 @@ def _reset_in(value: float) -> float:
 class _RateLimit:
     """One node's advertised rate limit, shared by every call of its transport.
 
-    Thread-safe (one lock, never held while waiting). ``remaining`` counts the calls left in the
+    Thread-safe: one condition; waits release it. ``remaining`` counts the calls left in the
     current window (the server's ``X-RateLimit-Remaining``, decremented locally for calls in
-    flight); ``blocked_until`` is set by a 429's ``Retry-After``.
+    flight); ``blocked_until`` is set by a 429's ``Retry-After``. Once a window is over, one
+    call goes out alone to learn the next window's numbers (others wait for its answer, up to
+    a second), so a burst never outruns what the server advertised.
     """
 
     def __init__(self, origin: str) -> None:
         self._origin = origin
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._known = False  # the server advertises a limit
         self._remaining: Optional[int] = None
         self._reset_at = 0.0
         self._blocked_until = 0.0
+        self._probe_until = 0.0  # a call learning the new window is in flight until then
+        self._inflight = 0  # calls sent and not answered yet (the server has not counted them)
+
+    def wake(self) -> None:
+        """Wake every waiting call (the transport is closing)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def acquire(self, deadline: float, closing: threading.Event, method: str, path: str) -> None:
         """Wait (up to ``deadline``) until a call may go out; RateLimitedError if it cannot."""
-        while True:
-            with self._lock:
+        with self._cond:
+            while True:
+                if closing.is_set():
+                    raise ClientClosedError(f"REST transport for {self._origin} is closed")
                 now = time.monotonic()
-                until = self._blocked_until if self._blocked_until > now else 0.0
-                if not until and self._remaining is not None:
-                    if self._reset_at <= now:
-                        self._remaining = None  # the window is over: unknown until told
-                    elif self._remaining > 0:
+                if self._blocked_until > now:
+                    until = self._blocked_until
+                elif self._remaining is not None and self._reset_at > now:
+                    if self._remaining > 0:
                         self._remaining -= 1
+                        self._inflight += 1
                         return
-                    else:
-                        until = self._reset_at
-                if not until:
+                    until = self._reset_at
+                elif not self._known:
+                    self._inflight += 1
                     return
-            if until > deadline:
-                raise RateLimitedError(
-                    429,
-                    retry_after=max(0.0, until - now),
-                    message=f"{self._origin} is rate limiting this client (not sent)",
-                    path=path,
-                    method=method,
-                )
-            _log.debug("waiting %.2f s for the rate limit of %s", until - now, self._origin)
-            if closing.wait(until - now):
-                raise ClientClosedError(f"REST transport for {self._origin} is closed")
+                elif self._probe_until <= now:
+                    self._remaining = None  # the window is over: ask the server again
+                    self._probe_until = now + 1.0
+                    self._inflight += 1
+                    return
+                else:
+                    until = self._probe_until
+                if until > deadline:
+                    raise RateLimitedError(
+                        429,
+                        retry_after=max(0.0, until - now),
+                        message=f"{self._origin} is rate limiting this client (not sent)",
+                        path=path,
+                        method=method,
+                    )
+                self._cond.wait(until - now)
+
+    def failed(self) -> None:
+        """A call sent got no answer: it no longer counts as in flight."""
+        with self._cond:
+            self._inflight = max(0, self._inflight - 1)
+            self._probe_until = 0.0
+            self._cond.notify_all()
 
     def update(self, headers: Any, status: int) -> Optional[float]:
         """Take in an answer's rate-limit headers; returns a 429's wait in seconds (or None)."""
         remaining = _header_number(headers, "X-RateLimit-Remaining")
         reset = _header_number(headers, "X-RateLimit-Reset")
         retry_after = _header_number(headers, "Retry-After") if status == 429 else None
-        if remaining is None and retry_after is None and reset is None:
+        if not self._known and remaining is None and retry_after is None:
+            with self._cond:
+                self._inflight = max(0, self._inflight - 1)
             return None
         now = time.monotonic()
         reset_in = _reset_in(reset) if reset is not None else None
@@ -611,16 +643,21 @@ class _RateLimit:
             retry_after = reset_in
         if retry_after is not None:
             retry_after = max(0.0, retry_after)
-        with self._lock:
+        with self._cond:
+            self._probe_until = 0.0
+            self._inflight = max(0, self._inflight - 1)
             if reset_in is not None and remaining is not None:
-                reset_at = now + max(0.0, reset_in)
+                self._known = True
+                reset_at = now + max(0.0, reset_in) + _RESET_MARGIN
                 if self._remaining is None or reset_at > self._reset_at + 0.5:
-                    self._remaining = int(remaining)  # a new window
+                    # a new window; calls still on their way will count against it too
+                    self._remaining = max(0, int(remaining) - self._inflight)
                 else:
                     self._remaining = min(self._remaining, int(remaining))
-                self._reset_at = max(self._reset_at, reset_at) if reset_at > now else reset_at
+                self._reset_at = reset_at  # the latest word (a server may shorten it)
             if retry_after is not None:
                 self._blocked_until = max(self._blocked_until, now + retry_after)
+            self._cond.notify_all()
         return retry_after
 
 
