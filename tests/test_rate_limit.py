@@ -94,7 +94,7 @@ def test_a_burst_is_paced_under_the_advertised_limit(fake: FakeNode) -> None:
             try:
                 rest.get_players(sid)
                 rest.destroy_player(sid, guild)
-            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            except BaseException as exc:  # collected for the assertion
                 errors.append(exc)
 
         threads = [
