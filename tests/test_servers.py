@@ -314,3 +314,33 @@ def test_close_sends_a_close_frame_1000() -> None:
         assert client.close(5)
         wait_until(lambda: bool(fake.ws_close_codes), 5)
         assert fake.ws_close_codes == [1000]
+
+
+def test_liberal_reading_defaults_missing_and_null_fields() -> None:
+    from lavasync.models import Info, PlayerInfo, Stats, Track, WireFormatError
+
+    track = Track.from_server(
+        {"encoded": "QAAA", "info": {"title": None, "length": 1.5e3, "isStream": 0, "uri": 3}}
+    )
+    assert track.info.title == "" and track.info.length == 1500
+    assert track.info.is_stream is False and track.info.uri == "3"  # coerced to a string
+    assert track.plugin_info == {} and track.user_data == {}
+    with pytest.raises(WireFormatError, match="encoded"):  # essential: nothing to play without
+        Track.from_server({"info": {}})
+    with pytest.raises(WireFormatError):
+        Info.from_server({"unexpected": True})
+    version = Info.from_server({"version": {"semver": "4.1.2"}}).version
+    assert version.as_tuple == (4, 1, 2)
+    stats = Stats.from_server({"players": 2, "cpu": None, "memory": {"free": 1}})
+    assert stats.players == 2 and stats.cpu.cores == 0 and stats.memory.used == 0
+    player = PlayerInfo.from_server(
+        {"guildId": str(GUILD), "state": {"position": 5, "ping": None}, "filters": None}
+    )
+    assert player.state.ping == -1 and player.state.connected is False
+    assert player.filters.is_empty and player.volume == 0 and player.track is None
+    # Lavalink's own shapes take the strict fast path and round-trip unchanged
+    lavalink = {"guildId": str(GUILD), "track": None, "volume": 100, "paused": False,
+                "state": {"time": 1, "position": 0, "connected": True, "ping": 3},
+                "voice": {"token": "t", "endpoint": "e", "sessionId": "s", "channelId": "1"},
+                "filters": {"volume": 0.5, "equalizer": [{"band": 0, "gain": 0.1}]}}  # fmt: skip
+    assert PlayerInfo.from_server(lavalink).to_wire() == lavalink
