@@ -85,13 +85,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
     parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
+    parser.add_argument(
         "identifiers", nargs="*", default=["ytsearch:lavalink", "ytsearch:lavaplayer"]
     )
     args = parser.parse_args(argv)
     if args.uri:
         return play_queue(args.uri, args.password, args.identifiers)
 
-    with FakeNode() as fake, FakeGateway(BOT_ID) as gateway:
+    with FakeNode(dialect=args.fake_dialect) as fake, FakeGateway(BOT_ID) as gateway:
         songs = [fake.add_track(f"Short song {n}", length=700) for n in (1, 2, 3)]
         identifiers = [song.identifier for song in songs]
         return play_queue(fake.uri, fake.password, identifiers, gateway)

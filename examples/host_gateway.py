@@ -145,13 +145,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="A host gateway wired to lavasync.")
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("--identifier", default="ytsearch:lavalink")
     args = parser.parse_args(argv)
     if args.uri:
         return run_bot(args.uri, args.password, args.identifier)
 
     # One FakeGateway per shard: Discord's end of each shard's connection.
-    with FakeNode() as fake, FakeGateway(BOT_ID) as discord0, FakeGateway(BOT_ID) as discord1:
+    fake = FakeNode(dialect=args.fake_dialect)
+    with fake, FakeGateway(BOT_ID) as discord0, FakeGateway(BOT_ID) as discord1:
         song = fake.add_track("A short song", length=1_200)
         return run_bot(fake.uri, fake.password, song.identifier, [discord0, discord1])
 

@@ -74,13 +74,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("--identifier", default="ytsearch:never gonna give you up")
     args = parser.parse_args(argv)
     if args.uri:
         return play_and_wait(args.uri, args.password, args.identifier)
 
     # No node given: a fake Lavalink node and a fake Discord gateway, both in this process.
-    with FakeNode() as fake, FakeGateway(BOT_ID) as gateway:
+    with FakeNode(dialect=args.fake_dialect) as fake, FakeGateway(BOT_ID) as gateway:
         song = fake.add_track("A short song", author="lavasync", length=1_500)  # ms
         return play_and_wait(fake.uri, fake.password, song.identifier, gateway)
 

@@ -97,13 +97,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="React to events in a polling loop.")
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("identifiers", nargs="*", default=["ytsearch:lavalink"])
     args = parser.parse_args(argv)
     if args.uri:
         return poll_loop(args.uri, args.password, args.identifiers)
 
     # Frequent stats and player updates, so the short run shows some.
-    fake = FakeNode(stats_interval=1.0, player_update_interval=0.4)
+    fake = FakeNode(stats_interval=1.0, player_update_interval=0.4, dialect=args.fake_dialect)
     with fake, FakeGateway(BOT_ID) as gateway:
         songs = [fake.add_track(f"Short song {n}", length=1_000) for n in (1, 2)]
         identifiers = [song.identifier for song in songs]

@@ -99,12 +99,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="A Queue with shuffle, skip, loops, history.")
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("--identifier", default="ytsearch:lavalink", help="a playlist or search")
     args = parser.parse_args(argv)
     if args.uri:
         return queue_bot(args.uri, args.password, args.identifier, None)
 
-    with FakeNode() as fake, FakeGateway(BOT_ID) as gateway:
+    with FakeNode(dialect=args.fake_dialect) as fake, FakeGateway(BOT_ID) as gateway:
         songs = [fake.add_track(t, length=500) for t in "ABCD"]
         fake.set_load_result(  # what /v4/loadtracks answers for a playlist URL
             PLAYLIST,

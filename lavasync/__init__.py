@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+from ._server import ServerVersion  # noqa: E402
 from .client import Client, default_penalty, region_of  # noqa: E402
 from .codec import decode_track, encode_track  # noqa: E402
 from .errors import (  # noqa: E402
@@ -24,8 +25,10 @@ from .errors import (  # noqa: E402
     LoadError,
     NodeUnavailableError,
     PlayerDestroyedError,
+    RateLimitedError,
     RestError,
     TLSError,
+    UnsupportedServerError,
     VoiceConnectTimeoutError,
 )
 from .models import (  # noqa: E402
@@ -123,9 +126,11 @@ __all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "Playlist",
     "PlaylistInfo",
     "Queue",
+    "RateLimitedError",
     "ReadyEvent",
     "RestError",
     "Rotation",
+    "ServerVersion",
     "Session",
     "Stats",
     "StatsEvent",
@@ -142,6 +147,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order (tested)
     "Tremolo",
     "UNSET",
     "UnknownEvent",
+    "UnsupportedServerError",
     "UpdatePlayer",
     "UpdatePlayerTrack",
     "Vibrato",

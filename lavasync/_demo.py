@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password", default="youshallnotpass", help="the node's password")
     parser.add_argument("--user-id", type=int, default=DEMO_USER_ID, help="the bot's user id")
     parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
+    parser.add_argument(
         "--search",
         default="ytsearch:never gonna give you up",
         help="the search to run against a real node",
@@ -40,10 +46,10 @@ class _Out:
 
 
 @contextlib.contextmanager
-def _local_node() -> Iterator[tuple[str, str, Any]]:
+def _local_node(dialect: str = "lavalink") -> Iterator[tuple[str, str, Any]]:
     from .testing import FakeGateway, FakeNode
 
-    with FakeNode(stats_interval=2.0, player_update_interval=0.5) as fake:
+    with FakeNode(stats_interval=2.0, player_update_interval=0.5, dialect=dialect) as fake:
         first = fake.add_track(
             "Never Gonna Give You Up",
             author="Rick Astley",
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     try:
         if args.uri:
             return _run_against(args.uri, args.password, args.user_id, args.search, None, say=say)
-        with _local_node() as (uri, password, local):
+        with _local_node(getattr(args, "fake_dialect", "lavalink")) as (uri, password, local):
             return _run_against(uri, password, DEMO_USER_ID, None, local, say=say)
     except LavasyncError as exc:
         say("error", f"{type(exc).__name__}: {exc}")
@@ -112,11 +118,12 @@ def _run_against(
             node = client.add_node("demo", uri, password=password)
             client.wait_ready(10)
             say("connected", f"{node.name} at {uri}, session {node.session_id}")
-            info = node.rest.info()
+            info = node.info or node.rest.info()  # read liberally: any v4 server fits
+            server = str(node.version) if node.version else f"server {info.version.semver}"
+            player_lib = f", lavaplayer {info.lavaplayer}" if info.lavaplayer else ""
             say(
                 "server",
-                f"Lavalink {info.version.semver}, lavaplayer {info.lavaplayer}, "
-                f"sources: {', '.join(info.source_managers) or '-'}",
+                f"{server}{player_lib}, sources: {', '.join(info.source_managers) or '-'}",
             )
             stats = node.rest.stats()
             say(

@@ -716,6 +716,7 @@ class Client:
         if self._closed or node.session_id != session_id:
             return
         node._enable_resuming(session_id)
+        node._fetch_server_info()  # never raises: what the server is, known once it is ready
         if not node._become_ready(session_id, generation, resumed):
             return
         with self._lock:

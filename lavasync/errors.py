@@ -14,9 +14,11 @@ means the same thing, the lavasync class inherits it too, so ``except TimeoutErr
     │   ├── VoiceConnectTimeoutError          player.connect: a voice update never came
     │   └── NodeUnavailableError              (see above: also a timeout)
     ├── RestError                             the node answered a non-2xx status
-    │   └── AuthenticationError               401 / 403: wrong or missing password
+    │   ├── AuthenticationError               401 / 403: wrong or missing password
+    │   └── RateLimitedError                  429: too many requests; ``retry_after`` seconds
     ├── LoadError                             loadtracks answered ``loadType: "error"``
     ├── DecodeError (+ ValueError)            an encoded track blob could not be read
+    ├── UnsupportedServerError                the server is not Lavalink v4 (a v3 server, say)
     ├── PlayerDestroyedError                  the player was destroyed while a call waited
     └── ClientClosedError                     the client (or node) was closed
 
@@ -39,8 +41,10 @@ __all__ = [
     "LoadError",
     "NodeUnavailableError",
     "PlayerDestroyedError",
+    "RateLimitedError",
     "RestError",
     "TLSError",
+    "UnsupportedServerError",
     "VoiceConnectTimeoutError",
 ]
 
@@ -120,8 +124,11 @@ class RestError(LavasyncError):
         timestamp: Optional[int] = None,
         method: str = "",
         body: Any = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.status = status
+        #: the answer's HTTP headers where lavasync kept them (a refused WebSocket handshake)
+        self.headers: dict[str, str] = dict(headers) if headers else {}
         self.error = error
         self.message = message
         self.path = path
@@ -136,6 +143,35 @@ class RestError(LavasyncError):
 
 class AuthenticationError(RestError):
     """The node refused the password: 401 (missing) or 403 (wrong) on REST, 401 on the socket."""
+
+
+class RateLimitedError(RestError):
+    """The node (or a proxy before it) answered 429 and the call could not be retried in time.
+
+    ``retry_after`` is how many seconds to wait before trying again (from ``Retry-After`` or
+    ``X-RateLimit-Reset``; None if the server did not say). Idempotent calls are retried
+    within their timeout before this is raised.
+    """
+
+    def __init__(
+        self, status: int = 429, *, retry_after: Optional[float] = None, **kw: Any
+    ) -> None:
+        self.retry_after = retry_after
+        when = f"retry in {retry_after:.1f} s" if retry_after is not None else "retry later"
+        message = kw.pop("message", "") or "rate limited"
+        super().__init__(status, message=f"{message}; {when}", **kw)
+
+
+class UnsupportedServerError(LavasyncError):
+    """The server speaks a protocol lavasync does not: a Lavalink v3 server, for instance.
+
+    Raised by ``wait_ready`` (the node fails at once, no reconnect loop). ``version`` is what
+    the server said it is (``"3.7.12"``, or ``"3"`` from a header), ``""`` when unknown.
+    """
+
+    def __init__(self, message: str, *, version: str = "") -> None:
+        super().__init__(message)
+        self.version = version
 
 
 class LoadError(LavasyncError):

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._server import ServerVersion, detect_server, lavalink_notes, v3_version
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -34,8 +35,9 @@ from .errors import (
     NodeUnavailableError,
     RestError,
     TLSError,
+    UnsupportedServerError,
 )
-from .models import Stats
+from .models import Info, Stats
 from .models.events import (
     Event,
     NodeConnectedEvent,
@@ -174,6 +176,9 @@ class Node:
         self._disconnected_at: Optional[float] = None
         self._connected_once = False
         self._generation = 0  # one per WebSocket connection: a late set-up cannot revive a dead one
+        self._info: Optional[Info] = None
+        self._version: Optional[ServerVersion] = None
+        self._noted_version: Optional[str] = None  # the version already logged at INFO
         #: players assigned since the last stats report (so a burst does not all land here)
         self.recent_players = 0
         #: a draining node gets no new players (see :meth:`drain`)
@@ -211,6 +216,18 @@ class Node:
         """True when no ``stats`` came for 2 x ``stats_interval`` (or none came yet)."""
         at = self._stats_at
         return self._stats is None or time.monotonic() - at > 2 * self.stats_interval
+
+    @property
+    def info(self) -> Optional[Info]:
+        """The server's ``/v4/info`` as read after the last ``ready`` (None before, or if that
+        read failed): sources, filters, plugins. Read liberally: other servers' shapes fit."""
+        return self._info
+
+    @property
+    def version(self) -> Optional[ServerVersion]:
+        """Which server this is (Lavalink, NodeLink, ...) and its own version, from
+        :attr:`info`; None until known. NodeLink 3.x reports 3.x here and speaks API v4."""
+        return self._version
 
     @property
     def error(self) -> Optional[LavasyncError]:
@@ -283,7 +300,7 @@ class Node:
             thread = self._thread
             self._cond.notify_all()
         if conn is not None:
-            conn.abort()
+            conn.close_now(1000)  # a Close frame, then the socket shut: the reader wakes up
         exited = True
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -364,6 +381,12 @@ class Node:
                     )
                 except RestError as exc:
                     self._last_error = exc
+                    unsupported = self._unsupported_server(exc)
+                    if unsupported is not None:
+                        # a Lavalink v3 server will not grow a v4 API: fail fast, no retry loop
+                        log.error("node %s: %s", self.name, unsupported)
+                        self._fail(unsupported)
+                        return
                     if isinstance(exc, AuthenticationError) or exc.status == 400:
                         # A wrong password or a refused User-Id will not fix itself: fail fast.
                         log.error("node %s refused the connection: %s", self.name, exc)
@@ -422,6 +445,51 @@ class Node:
         except Exception:  # a bug must not leave callers waiting on a node that is gone
             log.exception("node %s reader thread crashed", self.name)
             self._fail(NodeUnavailableError(f"node {self.name!r} reader thread crashed"))
+
+    def _probe_version(self) -> str:
+        """``GET /version`` for the connector, sent from a worker (the reader sends no REST;
+        it waits here only while connecting, when there is nothing to read). "" on failure."""
+        limit = min(5.0, self.connect_timeout)
+        try:
+            future = self._client._workers.submit(lambda: self.rest.version(timeout=limit))
+            return str(future.result(limit + 1.0))
+        except Exception:  # unreachable, refused, closed, cancelled, timed out
+            return ""
+
+    def _unsupported_server(self, exc: RestError) -> Optional[UnsupportedServerError]:
+        """A refused handshake from a Lavalink v3 server: its headers say so, or (a 404 on the
+        v4 path) a short ``/version`` probe does."""
+        found = v3_version(exc.headers)
+        if found is None and exc.status == 404:
+            text = self._probe_version()
+            found = v3_version({}, text) if text else None
+        elif found is not None and found.isdigit():
+            # the header says v3: the full version makes a better message
+            found = v3_version({}, self._probe_version()) or found
+        if found is None:
+            return None
+        return UnsupportedServerError(
+            f"node {self.name!r} runs Lavalink {found} (the v3 API); lavasync needs a "
+            "Lavalink v4 server (4.0 or newer) or a server speaking its v4 API",
+            version=found,
+        )
+
+    def _fetch_server_info(self) -> None:
+        """Read ``/v4/info`` into :attr:`info`/:attr:`version` after ``ready``. Never raises:
+        a node whose info cannot be read still works."""
+        try:
+            info = self.rest.info(timeout=min(5.0, self.connect_timeout))
+            version = detect_server(info)
+        except Exception as exc:  # knowing the server is a nicety, never fatal
+            log.info("node %s: could not read /v4/info: %s", self.name, exc)
+            return
+        with self._lock:
+            self._info = info
+            self._version = version
+        note = lavalink_notes(version)
+        if note is not None and self._noted_version != version.semver:
+            self._noted_version = version.semver
+            log.info("node %s: %s", self.name, note)
 
     @property
     def _resuming_enabled(self) -> bool:

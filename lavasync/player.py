@@ -13,6 +13,7 @@ Two locks, with separate jobs:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -87,6 +88,7 @@ class Player:
         "_ping",
         "_pos",
         "_rebuild_for",
+        "_seg",
         "_sent_any",
         "_started",
         "_track",
@@ -112,6 +114,9 @@ class Player:
         self._end_time: Optional[int] = None
         # (position ms, monotonic seconds when it was that): the base of interpolation
         self._pos: tuple[int, float] = (0, 0.0)
+        # (reported position, track position, speed x rate) at the last start, seek or timescale
+        # change: the base of track_position (see there)
+        self._seg: tuple[int, int, float] = (0, 0, 1.0)
         self._started = 0  # TrackStartEvents seen
         self._waiting_start = 0  # the start number of the track the last play() started
         self._ends_for = -1  # the start number the last TrackEndEvent belongs to
@@ -189,28 +194,44 @@ class Player:
 
     @property
     def position(self) -> int:
-        """The track position in ms, interpolated since the last ``playerUpdate``.
+        """The position the server reports, in ms, interpolated since the last ``playerUpdate``.
 
-        Frozen while paused or while Lavalink has no voice connection (the server's position
-        does not move then either), scaled by the timescale speed and rate, clamped to the
-        track's length, reset by ``seek`` and ``play``.
+        It advances at wall-clock rate whatever the timescale filter is, as the server's does
+        (lavaplayer stamps output frames from the start or seek target), so under
+        ``speed: 1.5`` a track ends while this reads about 2/3 of its length. Frozen while
+        paused or while Lavalink has no voice connection; never negative; clamped to the
+        track's length only when that is known (0 <= length < 2**63-1; NodeLink's -1 and
+        Lavalink's 2**63-1 mean unknown). For how far into the track the listener is, read
+        :attr:`track_position`.
         """
         track = self._track
         if track is None:
             return 0
+        return _clamp(self._server_position(), track.info.length)
+
+    @property
+    def track_position(self) -> int:
+        """How far into the track the listener is, in ms of the track's own time.
+
+        Equal to :attr:`position` without a timescale filter. With one, the track advances at
+        ``speed * rate`` times wall-clock rate while the server's position does not: lavasync
+        follows the track time itself from each start and seek, across every timescale change
+        it makes or reads back. This is the value to show against the track length, and what
+        lavasync seeks to when it rebuilds the player elsewhere. Clamped like ``position``.
+        """
+        track = self._track
+        if track is None:
+            return 0
+        server, base, factor = self._seg
+        current = base + int((self._server_position() - server) * factor)
+        return _clamp(current, track.info.length)
+
+    def _server_position(self) -> int:
+        """The reported position interpolated to now (not clamped)."""
         base, at = self._pos
         if self._paused or not self._connected or at == 0.0:
-            position = base
-        else:
-            speed = 1.0
-            timescale = self._filters.timescale
-            if timescale is not None:
-                speed = timescale.speed * timescale.rate
-            position = base + int((time.monotonic() - at) * 1000.0 * speed)
-        length = track.info.length
-        if length != UNKNOWN_LENGTH and position > length:
-            return length
-        return max(0, position)
+            return base
+        return base + int((time.monotonic() - at) * 1000.0)
 
     # ------------------------------------------------------------------ calls
 
@@ -287,7 +308,9 @@ class Player:
     def seek(self, position: int, *, timeout: Optional[float] = None) -> PlayerInfo:
         """Jump to ``position`` ms in the current track (ignored by the server when idle)."""
         _check_int(position, "position", 0)
-        return self._update(UpdatePlayer(position=position), timeout=timeout)
+        info = self._update(UpdatePlayer(position=position), timeout=timeout)
+        self._track_seeked(position)
+        return info
 
     def set_volume(self, volume: int, *, timeout: Optional[float] = None) -> PlayerInfo:
         """Player volume 0..1000 (100 is unchanged; above 100 amplifies and may clip)."""
@@ -334,7 +357,10 @@ class Player:
         """Send any :class:`~lavasync.models.UpdatePlayer` (validated first)."""
         if not isinstance(update, UpdatePlayer):
             raise ValueError(f"update() takes an UpdatePlayer, not {update!r}")
-        return self._update(update, no_replace=no_replace, timeout=timeout)
+        info = self._update(update, no_replace=no_replace, timeout=timeout)
+        if update.position is not UNSET and not update.changes_track:
+            self._track_seeked(update.position)
+        return info
 
     def fetch(self, *, timeout: Optional[float] = None) -> PlayerInfo:
         """Read the player from the node and make the local state match it."""
@@ -562,13 +588,32 @@ class Player:
             self._track = info.track
             self._paused = info.paused
             self._volume = info.volume
+            factor = _speed_factor(info.filters)
+            if factor != self._seg[2]:  # a timescale change: the track time goes on from here
+                server = self._server_position()
+                self._seg = (server, self._track_time_at(server), factor)
             self._filters = info.filters
             self._apply_state(info.state, now)
 
     def _apply_state(self, state: PlayerState, now: float) -> None:
         self._connected = state.connected
         self._ping = state.ping
-        self._pos = (state.position, now)
+        position = max(0, state.position)
+        self._pos = (position, now)
+        server, _, factor = self._seg
+        if position < server - 1000:  # the server went back (a seek made elsewhere)
+            self._seg = (position, position, factor)
+
+    def _track_time_at(self, server: int) -> int:
+        """The track position when the reported position is ``server`` (lock held)."""
+        anchor, base, factor = self._seg
+        return base + int((server - anchor) * factor)
+
+    def _track_seeked(self, position: int) -> None:
+        """A seek to ``position`` (track time) was answered: both clocks restart there."""
+        with self._lock:
+            if self._track is not None:
+                self._seg = (position, position, _speed_factor(self._filters))
 
     # called by the node's reader thread (through the client): state only, never user code
     def _on_event(self, event: Event) -> None:
@@ -583,7 +628,9 @@ class Player:
             with self._lock:
                 self._started += 1
                 self._track = event.track
-                self._pos = (event.track.info.position, time.monotonic())
+                start = max(0, event.track.info.position)
+                self._pos = (start, time.monotonic())
+                self._seg = (start, start, _speed_factor(self._filters))
         elif cls is TrackEndEvent:
             assert isinstance(event, TrackEndEvent)
             with self._lock:
@@ -628,7 +675,7 @@ class Player:
         if voice is not None and voice.complete:
             update.voice = voice.voice_state()
         if track is not None:
-            position = self.position
+            position = self.track_position  # a seek target is track time
             user_data = dict(track.user_data) if track.user_data else UNSET
             update.track = UpdatePlayerTrack(encoded=track.encoded, user_data=user_data)
             update.position = position
@@ -676,6 +723,7 @@ class Player:
             "node": self._node.name,
             "track": track.to_wire() if track is not None else None,
             "position": self.position,
+            "track_position": self.track_position,
             "moving": bool(track is not None and not paused and connected),
             "saved_at": time.time(),
             "paused": paused,
@@ -696,18 +744,20 @@ class Player:
         player._filters = Filters.from_wire(data.get("filters") or {})
         end_time = data.get("end_time")
         player._end_time = int(end_time) if end_time is not None else None
-        position = int(data.get("position", 0))
+        position = max(0, int(data.get("position", 0)))
+        track_position = max(0, int(data.get("track_position", position)))
+        factor = _speed_factor(player._filters)
         if data.get("moving") and not player._paused and player._track is not None:
-            elapsed = max(0.0, time.time() - float(data.get("saved_at", time.time())))
-            speed = 1.0
-            timescale = player._filters.timescale
-            if timescale is not None:
-                speed = timescale.speed * timescale.rate
-            position += int(elapsed * 1000 * speed)
+            # the reported position moves at wall rate, the track at speed x rate
+            elapsed_ms = max(0.0, time.time() - float(data.get("saved_at", time.time()))) * 1000
+            position += int(elapsed_ms)
+            track_position += int(elapsed_ms * factor)
+        if player._track is not None:
             length = player._track.info.length
-            if length != UNKNOWN_LENGTH:
-                position = min(position, length)
+            position = _clamp(position, length)
+            track_position = _clamp(track_position, length)
         player._pos = (position, time.monotonic())
+        player._seg = (position, track_position, factor)
         player._sent_any = True
         voice = data.get("voice")
         if isinstance(voice, Mapping):
@@ -722,6 +772,25 @@ def _player_gone(exc: RestError) -> bool:
     reconnecting) or any other 404 (a proxy, an unknown route) says nothing about the player."""
     text = exc.message.lower()
     return exc.status == 404 and "player" in text and "session" not in text
+
+
+def _clamp(position: int, length: int) -> int:
+    """Never negative; never past a known length (0 <= length < 2**63-1; -1 = unknown)."""
+    if 0 <= length < UNKNOWN_LENGTH and position > length:
+        return length
+    return max(0, position)
+
+
+def _speed_factor(filters: Filters) -> float:
+    """How fast track time runs against wall-clock time under ``filters`` (speed x rate)."""
+    timescale = filters.timescale
+    if timescale is None:
+        return 1.0
+    try:
+        factor = float(timescale.speed) * float(timescale.rate)
+    except (TypeError, ValueError):
+        return 1.0
+    return factor if factor > 0 and math.isfinite(factor) else 1.0
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:

@@ -1,8 +1,10 @@
 """Typed Lavalink v4 REST endpoints on top of :class:`~lavasync.transport.rest.RestTransport`.
 
 Every method checks its arguments first (``ValueError``, nothing sent), then makes one call and
-decodes the answer into :mod:`lavasync.models` types. Errors are those of the transport:
-``AuthenticationError``, ``RestError``, ``ConnectionFailedError``, ``LavasyncTimeoutError``.
+decodes the answer into :mod:`lavasync.models` types, liberally (``from_server``): a 2xx answer
+that carries what the call needs never raises because another server left out or nulled a field.
+Errors are those of the transport: ``AuthenticationError``, ``RestError``,
+``ConnectionFailedError``, ``LavasyncTimeoutError``.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def _one(cls: type[_W]) -> Callable[[Any], _W]:
     def decode(data: Any) -> _W:
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        return cls.from_wire(data)
+        return cls.from_server(data)  # liberal: other servers omit or null some fields
 
     return decode
 

@@ -22,6 +22,7 @@ between threads as long as nobody mutates it, which is how lavasync uses them.
 
 import dataclasses
 import enum
+import math
 import threading
 import typing
 from collections.abc import Mapping
@@ -141,6 +142,8 @@ class WireModel(DataClassJsonMixin):
     # Per-instance bookkeeping, set only on decoded instances that need it (class defaults).
     _wire_absent: ClassVar[tuple[str, ...]] = ()
     _wire_extra: ClassVar[Optional[dict[str, Any]]] = None
+    # Liberal reading (see liberal_wire): run the class's _wire_liberal even on the fast path
+    _wire_hook_first: ClassVar[bool] = False
 
     @classmethod
     def from_wire(cls: type[_W], data: Mapping[str, Any]) -> _W:
@@ -151,6 +154,27 @@ class WireModel(DataClassJsonMixin):
     def to_wire(self) -> dict[str, Any]:
         """This model as a JSON-ready dict in wire names (UNSET fields left out)."""
         return _codec_for(type(self)).to_wire(self)
+
+    @classmethod
+    def from_server(cls: type[_W], data: Mapping[str, Any]) -> _W:
+        """Decode what a server answered, liberally (see :func:`liberal_wire`).
+
+        The strict :meth:`from_wire` runs first (the fast path); only when it fails is the
+        payload normalised: a missing or null field gets a sensible default, a value of the
+        wrong JSON type is coerced or defaulted, so one odd field never costs the whole answer.
+        Only the keys a model names in ``_wire_essential`` (without them the answer carries
+        nothing useful) still raise :class:`WireFormatError`.
+        """
+        if cls._wire_hook_first and isinstance(data, Mapping):
+            hook = _liberal_hook(cls)
+            if hook is not None:
+                data = hook(dict(data))  # a shape that decodes strictly but means otherwise
+        try:
+            return cls.from_wire(data)
+        except WireFormatError:
+            if not isinstance(data, Mapping):
+                raise
+        return cls.from_wire(liberal_wire(cls, data))
 
     @property
     def wire_extras(self) -> dict[str, Any]:
@@ -309,9 +333,10 @@ _compile_lock = threading.RLock()
 class _Codec:
     """The compiled decoder/encoder of one model class."""
 
-    __slots__ = ("dec", "enc", "from_wire", "to_wire")
+    __slots__ = ("dec", "enc", "from_wire", "specs", "to_wire")
 
     def __init__(self) -> None:
+        self.specs: list[_Spec] = []
         self.dec: Callable[[Any], Any] = _not_ready
         self.enc: Callable[[Any], dict[str, Any]] = _not_ready
         self.from_wire: Callable[[Any, Any], Any] = _not_ready
@@ -452,6 +477,7 @@ def _build(cls: type, codec: _Codec) -> None:
         letter_case = overrides[f.name].letter_case
         key = letter_case(f.name) if letter_case is not None else f.name
         specs.append(_Spec(cls, f, hints[f.name], key))
+    codec.specs = specs
 
     name = cls.__name__
     g: dict[str, Any] = {
@@ -791,3 +817,137 @@ def _slow_from_wire(cls: type, data: Any) -> Any:
 
 def _slow_to_wire(obj: Any) -> dict[str, Any]:
     return _codec_for(type(obj)).to_wire(obj)
+
+
+# --------------------------------------------------------------------------- liberal reading
+#
+# Servers other than Lavalink (NodeLink, proxies, older builds) omit fields, send null where
+# Lavalink sends "" or 0, or use another JSON type. A model that names a class attribute
+# ``_wire_liberal(d) -> d`` rewrites its own known deviations first; ``_wire_essential`` lists
+# the wire keys without which the payload is useless (those still raise).
+
+_SCALAR_DEFAULTS: dict[str, Any] = {"str": "", "int": 0, "float": 0.0, "bool": False}
+
+
+def _liberal_hook(cls: type) -> Optional[Callable[[dict[str, Any]], dict[str, Any]]]:
+    """The class's own ``_wire_liberal`` (not an inherited one), as a plain function."""
+    if "_wire_liberal" not in cls.__dict__:
+        return None
+    return typing.cast(Callable[[dict[str, Any]], dict[str, Any]], cls._wire_liberal)  # type: ignore[attr-defined]
+
+
+def liberal_wire(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` that ``cls.from_wire`` accepts: missing/null/mistyped fields are
+    replaced by defaults (recursively), unknown keys kept. Essential keys are left alone."""
+    codec = _codec_for(cls)
+    out = dict(data)
+    hook = _liberal_hook(cls)
+    if hook is not None:
+        out = hook(out)
+    essential: tuple[str, ...] = getattr(cls, "_wire_essential", ())
+    for s in codec.specs:
+        if s.unsettable:
+            continue
+        must = s.key in essential  # without a usable value the strict decoder raises
+        value = out.get(s.key, _MISSING)
+        if value is _MISSING:
+            if s.required and not must:
+                out[s.key] = _liberal_default(s)
+            continue
+        if value is None:
+            if not s.nullable and not must:
+                if s.required:
+                    out[s.key] = _liberal_default(s)
+                else:
+                    del out[s.key]  # the field's own default applies
+            continue
+        fixed = _liberal_value(s, value)
+        if fixed is _MISSING:
+            if must:
+                continue
+            if s.required:
+                out[s.key] = _liberal_default(s)
+            else:
+                del out[s.key]
+        else:
+            out[s.key] = fixed
+    return out
+
+
+def _liberal_default(s: _Spec) -> Any:
+    if s.has_factory:
+        return s.factory()
+    if s.has_default:
+        return s.default
+    if s.nullable:
+        return None
+    if s.snowflake:
+        return 0
+    if s.kind in _SCALAR_DEFAULTS:
+        return _SCALAR_DEFAULTS[s.kind]
+    if s.kind == "list":
+        return []
+    if s.kind == "dict":
+        return {}
+    if s.kind == "model":
+        return liberal_wire(s.model, {})
+    return None
+
+
+def _liberal_value(s: _Spec, value: Any) -> Any:
+    """``value`` made acceptable for the field, or _MISSING when it cannot be."""
+    if s.snowflake == "strict":
+        try:
+            return snowflake(value, s.key)
+        except ValueError:
+            return _MISSING
+    if s.custom_decode is not None or s.snowflake:
+        return value
+    kind = s.kind
+    if kind == "model":
+        return liberal_wire(s.model, value) if isinstance(value, Mapping) else _MISSING
+    if kind == "list":
+        if not isinstance(value, list):
+            return _MISSING
+        if isinstance(s.elem, type):
+            return [liberal_wire(s.elem, x) for x in value if isinstance(x, Mapping)]
+        if s.elem in _SCALAR_DEFAULTS:
+            items = [_liberal_scalar(s.elem, x) for x in value]
+            return [x for x in items if x is not _MISSING]
+        return value
+    if kind in _SCALAR_DEFAULTS:
+        return _liberal_scalar(kind, value)
+    if kind == "dict":
+        return value if isinstance(value, dict) else _MISSING
+    return value
+
+
+def _liberal_scalar(kind: str, value: Any) -> Any:
+    cls = type(value)
+    if kind == "str":
+        if cls is str:
+            return value
+        if cls is int or cls is float:
+            return str(value)
+        return _MISSING
+    if kind == "int":
+        if cls is int:
+            return value
+        if cls is float and math.isfinite(value):
+            return int(value)
+        if cls is str and value.strip().lstrip("-").isdigit():
+            return int(value)
+        return _MISSING
+    if kind == "float":
+        if cls is int or cls is float:
+            return value
+        return _MISSING
+    if kind == "bool":
+        if cls is bool:
+            return value
+        if cls is int:
+            return value != 0
+        if cls is str and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return _MISSING
+    return value  # pragma: no cover

@@ -339,29 +339,37 @@ class UnknownEvent(Event):
         self.data = data
 
 
+# Events are read liberally (``from_server``): other servers add keys (kept), omit
+# ``pluginInfo`` or null a field; only what the event is about (its track, the end reason, the
+# close code) must be there.
+
+
 def _track_start(d: WireDict, g: int, kw: dict[str, Any]) -> Event:
-    return TrackStartEvent(g, Track.from_wire(d["track"]), **kw)
+    return TrackStartEvent(g, Track.from_server(d["track"]), **kw)
 
 
 def _track_end(d: WireDict, g: int, kw: dict[str, Any]) -> Event:
     reason = d["reason"]
     if not isinstance(reason, str):
         raise ValueError(f"TrackEndEvent reason is not a string: {reason!r}")
-    return TrackEndEvent(g, Track.from_wire(d["track"]), TrackEndReason.parse(reason), **kw)
+    return TrackEndEvent(g, Track.from_server(d["track"]), TrackEndReason.parse(reason), **kw)
 
 
 def _track_exception(d: WireDict, g: int, kw: dict[str, Any]) -> Event:
-    exc = ExceptionInfo.from_wire(d["exception"])
-    return TrackExceptionEvent(g, Track.from_wire(d["track"]), exc, **kw)
+    raw = d.get("exception")
+    exc = ExceptionInfo.from_server(raw if isinstance(raw, dict) else {})
+    return TrackExceptionEvent(g, Track.from_server(d["track"]), exc, **kw)
 
 
 def _track_stuck(d: WireDict, g: int, kw: dict[str, Any]) -> Event:
-    return TrackStuckEvent(g, Track.from_wire(d["track"]), _int(d["thresholdMs"]), **kw)
+    threshold = d.get("thresholdMs")
+    threshold = threshold if type(threshold) is int else 0
+    return TrackStuckEvent(g, Track.from_server(d["track"]), threshold, **kw)
 
 
 def _ws_closed(d: WireDict, g: int, kw: dict[str, Any]) -> Event:
     reason = d.get("reason") or ""
-    return WebSocketClosedEvent(g, _int(d["code"]), str(reason), bool(d["byRemote"]), **kw)
+    return WebSocketClosedEvent(g, _int(d["code"]), str(reason), bool(d.get("byRemote")), **kw)
 
 
 def _int(value: Any) -> int:
@@ -394,7 +402,7 @@ def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> 
             int(guild)
             if type(guild) is str and guild.isdigit() and len(guild) < 19 and guild.isascii()
             else snowflake(guild, "guildId"),
-            PlayerState.from_wire(data["state"]),
+            PlayerState.from_server(data["state"]),
             node=node,
             replayed=replayed,
             raw=data,
@@ -409,7 +417,7 @@ def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> 
         guild = _maybe_snowflake(raw_guild)
         return UnknownEvent(op, kind if isinstance(kind, str) else None, guild, data, **kw)
     if op == "stats":
-        return StatsEvent(Stats.from_wire(data), **kw)
+        return StatsEvent(Stats.from_server(data), **kw)
     if op == "ready":
         session_id = data["sessionId"]
         if not isinstance(session_id, str) or not session_id:

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Optional, Union
+from typing import Any, ClassVar, Final, Optional, Union
 
 from ._base import OMIT_NONE, WireModel
 
@@ -211,6 +211,30 @@ _FILTER_TYPES: dict[str, type[WireModel]] = {
 GainsLike = Union[Mapping[int, float], Sequence[float]]
 
 
+def unwrap_filters(d: dict[str, Any]) -> dict[str, Any]:
+    """Undo the shapes other servers report filters in (NodeLink 3.x): a ``{"filters": {...}}``
+    wrapper, an equalizer as ``{"bands": [...]}``, and a filter given as ``{}`` or null where a
+    number belongs (dropped: off). Lavalink's own shape passes through unchanged."""
+    inner = d.get("filters")
+    if isinstance(inner, Mapping) and not any(k in d for k in _FILTER_KEYS):
+        rest = {k: v for k, v in d.items() if k != "filters"}
+        d = {**rest, **inner}
+    equalizer = d.get("equalizer")
+    if isinstance(equalizer, Mapping):
+        bands = equalizer.get("bands")
+        d = dict(d, equalizer=list(bands) if isinstance(bands, list) else [])
+    volume = d.get("volume", 1.0)
+    if volume is None or isinstance(volume, (Mapping, list, str, bool)):
+        d = {k: v for k, v in d.items() if k != "volume"}
+    return d
+
+
+_FILTER_KEYS: Final = frozenset(
+    {"volume", "equalizer", "karaoke", "timescale", "tremolo", "vibrato", "rotation",
+     "distortion", "channelMix", "lowPass", "pluginFilters"}
+)  # fmt: skip
+
+
 @dataclass
 class Filters(WireModel):
     """The full filter set of a player. None = off (not sent). See the module docstring.
@@ -218,6 +242,12 @@ class Filters(WireModel):
     ``volume`` 0..5 multiplies the player volume (1.0 = unchanged). ``plugin_filters`` maps a
     plugin's filter name to its opaque config and is passed through untouched.
     """
+
+    _wire_hook_first: ClassVar[bool] = True
+
+    @staticmethod
+    def _wire_liberal(d: dict[str, Any]) -> dict[str, Any]:
+        return unwrap_filters(d)
 
     volume: Optional[float] = field(default=None, metadata=OMIT_NONE)
     equalizer: Optional[list[EqualizerBand]] = field(default=None, metadata=OMIT_NONE)

@@ -4,7 +4,7 @@ Plain dataclasses; safe to share between threads as long as nobody mutates them.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, ClassVar, Optional
 
 from ._base import WireModel
 
@@ -19,12 +19,29 @@ class Version(WireModel):
     never sent by v4 servers.
     """
 
+    _wire_essential: ClassVar[tuple[str, ...]] = ()
+
     semver: str
     major: int
     minor: int
     patch: int
     pre_release: Optional[str] = None
     build: Optional[str] = None
+
+    @staticmethod
+    def _wire_liberal(d: dict[str, Any]) -> dict[str, Any]:
+        """Fill major/minor/patch from ``semver`` when they are missing (other servers)."""
+        semver = d.get("semver")
+        if isinstance(semver, str):
+            parts = semver.split("-", 1)[0].split("+", 1)[0].split(".")
+            for index, key in enumerate(("major", "minor", "patch")):
+                if (
+                    not isinstance(d.get(key), int)
+                    and index < len(parts)
+                    and parts[index].isdigit()
+                ):
+                    d[key] = int(parts[index])
+        return d
 
     @property
     def is_snapshot(self) -> bool:
@@ -58,8 +75,12 @@ class Plugin(WireModel):
 class Info(WireModel):
     """Server information: versions, sources, enabled filters and plugins.
 
-    ``build_time`` is epoch ms (-1 if unknown).
+    ``build_time`` is epoch ms (-1 if unknown). Read liberally (``Info.from_server``): servers
+    other than Lavalink may leave out ``jvm``/``lavaplayer`` (then ``""``) and add keys of their
+    own (kept in ``wire_extras``, e.g. NodeLink's ``isNodelink`` and ``node``).
     """
+
+    _wire_essential: ClassVar[tuple[str, ...]] = ("version",)
 
     version: Version
     build_time: int

@@ -156,6 +156,9 @@ class LoadResult(WireModel):
     (``{}``, None or absent: each is written back the same way).
     """
 
+    _wire_essential: ClassVar[tuple[str, ...]] = ("loadType",)
+    _wire_hook_first: ClassVar[bool] = True
+
     #: A :class:`LoadType` member, or the raw string for a value lavasync does not know.
     load_type: Union[LoadType, str] = dataclasses.field(
         metadata=_meta({"decode": _load_type}, decoder=_load_type)
@@ -163,6 +166,26 @@ class LoadResult(WireModel):
     data: LoadData = dataclasses.field(
         default=None, metadata=_meta({"encode": _encode_data}, decoder=_identity)
     )
+
+    @staticmethod
+    def _wire_liberal(d: dict[str, Any]) -> dict[str, Any]:
+        """Other servers' shapes: an error under ``exception`` (NodeLink), odd data decoded
+        liberally."""
+        load_type = d.get("loadType")
+        data = d.get("data")
+        if load_type == LoadType.ERROR and not isinstance(data, (Mapping, ExceptionInfo)):
+            exception = d.pop("exception", None)
+            data = exception if isinstance(exception, Mapping) else {}
+        model = _DATA_MODELS.get(load_type) if isinstance(load_type, str) else None
+        if model is not None and isinstance(data, Mapping):
+            data = model.from_server(data)
+        elif load_type == LoadType.SEARCH:
+            if isinstance(data, list):
+                data = [Track.from_server(t) if isinstance(t, Mapping) else t for t in data]
+            elif data is None:
+                data = []
+        d["data"] = data
+        return d
 
     @classmethod
     def from_dict(cls: type[_LR], kvs: Any, *, infer_missing: Any = False) -> _LR:

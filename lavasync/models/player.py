@@ -6,11 +6,12 @@ given as None (sent as JSON null): ``UpdatePlayerTrack(encoded=None)`` stops the
 Plain dataclasses; safe to share between threads as long as nobody mutates them.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 from ._base import MAX_LONG, UNSET, Unset, WireModel, snowflake_meta, unset_meta
-from .filters import Filters
+from .filters import Filters, unwrap_filters
 from .track import Track
 
 __all__ = ["PlayerInfo", "PlayerState", "UpdatePlayer", "UpdatePlayerTrack", "VoiceState"]
@@ -29,6 +30,15 @@ class PlayerState(WireModel):
     connected: bool
     ping: int
 
+    @staticmethod
+    def _wire_liberal(d: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(d.get("ping"), int):
+            d["ping"] = -1  # unknown, as when there is no voice connection
+        position = d.get("position")
+        if isinstance(position, (int, float)) and position < 0:
+            d["position"] = 0  # never expose a negative position
+        return d
+
 
 @dataclass
 class VoiceState(WireModel):
@@ -37,7 +47,8 @@ class VoiceState(WireModel):
     ``token``/``endpoint`` come from VOICE_SERVER_UPDATE, ``session_id`` and ``channel_id``
     from the bot's own VOICE_STATE_UPDATE. The server echoes ``""`` for unknown strings and
     null for an unknown ``channel_id`` (absent before 4.2). A ``channel_id`` that is not a
-    number on the wire is kept as the string it was.
+    number on the wire is kept as the string it was. Read liberally, null strings (NodeLink
+    before a voice update) become ``""``.
     """
 
     token: str
@@ -65,8 +76,21 @@ class PlayerInfo(WireModel):
     """The REST Player object: what the server holds for one guild.
 
     Named PlayerInfo because :class:`lavasync.Player` is the user-facing facade. ``track`` is
-    None when idle; ``volume`` is 0..1000 percent.
+    None when idle; ``volume`` is 0..1000 percent. Read liberally (``PlayerInfo.from_server``),
+    NodeLink's ``{"filters": {...}}`` wrapper is unwrapped and its null voice fields read ``""``.
     """
+
+    _wire_essential: ClassVar[tuple[str, ...]] = ("guildId",)
+    _wire_hook_first: ClassVar[bool] = True
+
+    @staticmethod
+    def _wire_liberal(d: dict[str, Any]) -> dict[str, Any]:
+        filters = d.get("filters")
+        if isinstance(filters, Mapping):
+            d["filters"] = unwrap_filters(dict(filters))
+        elif filters is None:
+            d["filters"] = {}
+        return d
 
     guild_id: int = field(metadata=snowflake_meta())
     track: Optional[Track]

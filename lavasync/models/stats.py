@@ -4,7 +4,7 @@ Plain dataclasses; safe to share between threads as long as nobody mutates them.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, ClassVar, Optional
 
 from ._base import WireModel
 
@@ -23,11 +23,24 @@ class Memory(WireModel):
 
 @dataclass
 class Cpu(WireModel):
-    """CPU cores and load; both loads are fractions 0.0-1.0 (not percent, not per core)."""
+    """CPU cores and load; both loads are fractions 0.0-1.0 (not percent, not per core).
+
+    Read liberally, NodeLink's ``nodelinkLoad`` stands in for a missing ``lavalinkLoad``.
+    """
 
     cores: int
     system_load: float
     lavalink_load: float
+
+    @staticmethod
+    def _wire_liberal(d: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(d.get("lavalinkLoad"), (int, float)):
+            for key in ("nodelinkLoad", "processLoad"):
+                value = d.get(key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    d["lavalinkLoad"] = value
+                    break
+        return d
 
 
 @dataclass
@@ -44,7 +57,10 @@ class Stats(WireModel):
     """Node-wide statistics. ``frame_stats`` is None when absent or null (always on REST).
 
     The WebSocket message's ``op`` key is kept as an unknown key (see ``wire_extras``).
+    Read liberally (``Stats.from_server``): missing numbers are 0.
     """
+
+    _wire_essential: ClassVar[tuple[str, ...]] = ("players",)
 
     players: int
     playing_players: int

@@ -5,7 +5,7 @@ Plain dataclasses; safe to share between threads as long as nobody mutates them.
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Final, Optional
+from typing import Any, ClassVar, Final, Optional
 
 from ._base import MAX_LONG, WireModel
 
@@ -33,13 +33,16 @@ class TrackInfo(WireModel):
 
     @property
     def is_unknown_length(self) -> bool:
-        """True for streams and other tracks whose length is unknown (``length == 2**63-1``)."""
-        return self.length >= UNKNOWN_LENGTH
+        """True for streams and other tracks whose length is unknown: ``2**63-1`` (Lavalink)
+        or a negative length such as ``-1`` (NodeLink)."""
+        length = self.length
+        return length >= UNKNOWN_LENGTH or length < 0
 
     @property
     def duration(self) -> Optional[int]:
-        """The length in ms, or None when it is unknown (streams)."""
-        return None if self.length >= UNKNOWN_LENGTH else self.length
+        """The length in ms, or None when it is unknown (streams, ``-1``)."""
+        length = self.length
+        return None if length >= UNKNOWN_LENGTH or length < 0 else length
 
 
 @dataclass
@@ -50,6 +53,8 @@ class Track(WireModel):
     objects passed through untouched. ``encoded`` embeds the position at the moment the server
     wrote it, so it is not a stable identity key; compare ``info.identifier`` instead.
     """
+
+    _wire_essential: ClassVar[tuple[str, ...]] = ("encoded", "info")
 
     encoded: str
     info: TrackInfo

@@ -216,10 +216,11 @@ def build_response(
     *,
     content_type: Optional[str] = None,
     keep_alive: bool = True,
+    api: Optional[list[tuple[str, str]]] = None,
 ) -> bytes:
-    """Serialise a response; ``Lavalink-Api-Version: 4`` is on every one of them."""
+    """Serialise a response; ``api`` headers (default ``Lavalink-Api-Version: 4``) lead."""
     lines = [f"HTTP/1.1 {status} {reason_phrase(status)}"]
-    all_headers = [("Lavalink-Api-Version", "4")]
+    all_headers = list(api) if api is not None else [("Lavalink-Api-Version", "4")]
     all_headers += headers or []
     if content_type is not None:
         all_headers.append(("Content-Type", content_type))

@@ -52,6 +52,7 @@ from ._catalogue import (
     probe_data,
     track_json,
 )
+from ._dialects import make_dialect
 from ._scheduler import Scheduler, Timer
 from ._wire import Headers
 
@@ -194,6 +195,7 @@ class _Player:
     __slots__ = (
         "base_mono",
         "base_pos",
+        "base_src",
         "connected",
         "destroyed",
         "filters",
@@ -226,6 +228,7 @@ class _Player:
         self.ping = -1
         now = time.monotonic()
         self.base_pos = 0
+        self.base_src = 0  # track time at base_mono (differs from base_pos under a timescale)
         self.base_mono = now
         self.last_poll = now
         self.gen = 0
@@ -245,22 +248,39 @@ class _Player:
         return value if value > 0 and math.isfinite(value) else 1.0
 
     def position(self, now: Optional[float] = None) -> int:
+        """The reported position: it advances at wall-clock rate whatever the timescale is
+        (lavaplayer stamps output frames from the start or seek target, PROTOCOL.md)."""
         if self.track is None:
             return 0
         pos = self.base_pos
         if self.running:
             now = time.monotonic() if now is None else now
-            pos += int((now - self.base_mono) * 1000.0 * self.speed)
+            pos += int((now - self.base_mono) * 1000.0)
             target = self.end_target()
             if target is not None:
                 pos = min(pos, max(target, self.base_pos))
         return max(0, pos)
 
+    def source_position(self, now: Optional[float] = None) -> int:
+        """How far into the track's own time playback is (advances at speed x rate)."""
+        if self.track is None:
+            return 0
+        pos = self.base_src
+        if self.running:
+            now = time.monotonic() if now is None else now
+            pos += int((now - self.base_mono) * 1000.0 * self.speed)
+        return max(0, pos)
+
     def end_target(self) -> Optional[int]:
+        """The reported position at which the track ends: its length is reached in track time
+        (early under a timescale > 1), an endTime in reported position."""
         track = self.track
         if track is None:
             return None
-        target = None if track.is_stream or track.length >= STREAM_LENGTH else track.length
+        length = track.length
+        target = None
+        if not (track.is_stream or length >= STREAM_LENGTH or length < 0):
+            target = self.base_pos + int(max(0, length - self.base_src) / self.speed)
         if track.end_time is not None and (target is None or track.end_time < target):
             target = track.end_time
         return target
@@ -447,7 +467,7 @@ class FakeNode:
         port: int = 0,
         stats_interval: float = 60.0,
         player_update_interval: float = 5.0,
-        version: str = "4.2.2",
+        version: Optional[str] = None,
         name: str = "fake",
         cleanup_threshold: float = 60.0,
         source_managers: tuple[str, ...] = DEFAULT_SOURCES,
@@ -456,7 +476,13 @@ class FakeNode:
         plugins: tuple[tuple[str, str], ...] = (),
         stuck_threshold_ms: int = 10_000,
         ssl_context: Optional[ssl.SSLContext] = None,
+        dialect: str = "lavalink",
     ) -> None:
+        # dialect: "lavalink" (4.2), "nodelink" (NodeLink 3.7's deviations) or "lavalink-v3"
+        # (an old server lavasync must refuse); the shapes live in _dialects.py
+        self._dialect = make_dialect(dialect)
+        self.dialect = self._dialect.name
+        version = version if version is not None else self._dialect.default_version
         if stats_interval <= 0 or player_update_interval <= 0 or cleanup_threshold <= 0:
             raise ValueError("intervals must be positive")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
@@ -508,6 +534,12 @@ class FakeNode:
         self._track_seq = 0
         self._started_mono = time.monotonic()
         self._custom_routes: dict[tuple[str, str], Callable[[RecordedRequest], Any]] = {}
+        self._rate: Optional[tuple[int, float, float]] = None  # limit, window s, block s
+        if self._dialect.default_rate_limit is not None:
+            self._rate = (*self._dialect.default_rate_limit, 0.0)
+        self._rate_hits: deque[float] = deque()
+        self._rate_blocked_until = 0.0
+        self._ws_close_codes: list[int] = []
         for track in BUILTIN_TRACKS:
             self._register(track)
 
@@ -823,7 +855,12 @@ class FakeNode:
         identifier (and uri) through ``/v4/loadtracks``. ``track.to_wire()`` gives the Track
         JSON (for :meth:`set_load_result`). ``is_stream`` makes it a live stream (length 2^63-1).
         """
-        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        unknown_ok = self.dialect == "nodelink" and length == -1  # NodeLink's unknown length
+        if (
+            not isinstance(length, int)
+            or isinstance(length, bool)
+            or (length < 0 and not unknown_ok)
+        ):
             raise ValueError("length must be a non-negative int")
         with self._lock:
             self._track_seq += 1
@@ -1324,6 +1361,93 @@ class FakeNode:
 
     # ------------------------------------------------------------------ messages
 
+    def rate_limit(self, limit: int, window: float = 10.0, block_for: float = 0.0) -> None:
+        """Answer 429 past ``limit`` REST requests per ``window`` seconds (as NodeLink and
+        proxies do), for ``block_for`` seconds (at least until the window ends), with
+        ``Retry-After``; every answer carries ``X-RateLimit-Limit/Remaining/Reset`` (epoch ms).
+        ``limit=0`` turns it off."""
+        if limit < 0 or window <= 0 or block_for < 0:
+            raise ValueError("rate_limit needs limit >= 0, window > 0 and block_for >= 0")
+        with self._lock:
+            self._rate = (int(limit), float(window), float(block_for)) if limit else None
+            self._rate_hits.clear()
+            self._rate_blocked_until = 0.0
+
+    @property
+    def ws_close_codes(self) -> list[int]:
+        """The close code of every client-side WebSocket close, in order: the code of its
+        Close frame (1005 without a code), or 1006 for a socket dropped without one."""
+        with self._lock:
+            return list(self._ws_close_codes)
+
+    def _api(self) -> list[tuple[str, str]]:
+        return self._dialect.api_headers
+
+    def _rate_check(self) -> Optional[_Response]:
+        """Count one REST request; a 429 response when over the limit."""
+        with self._lock:
+            if self._rate is None:
+                return None
+            limit, window, block_for = self._rate
+            now = time.monotonic()
+            hits = self._rate_hits
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if now < self._rate_blocked_until:
+                wait = self._rate_blocked_until - now
+            elif len(hits) >= limit:
+                wait = max(block_for, hits[0] + window - now)
+                self._rate_blocked_until = now + wait
+            else:
+                hits.append(now)
+                return None
+        body = _wire.json_bytes(
+            {
+                "timestamp": _now_ms(),
+                "status": 429,
+                "error": "Too Many Requests",
+                "message": "Too many requests, please try again later.",
+                "path": "",
+            }
+        )
+        return _Response(429, body, "application/json", [("Retry-After", f"{wait:.3f}")])
+
+    def _rate_headers(self) -> list[tuple[str, str]]:
+        with self._lock:
+            if self._rate is None:
+                return []
+            limit, window, _ = self._rate
+            now = time.monotonic()
+            hits = self._rate_hits
+            remaining = 0 if now < self._rate_blocked_until else max(0, limit - len(hits))
+            oldest = hits[0] if hits else now
+            reset_at = max(oldest + window, self._rate_blocked_until)
+        reset_ms = math.ceil((time.time() + max(0.0, reset_at - now)) * 1000)
+        return [
+            ("X-RateLimit-Limit", str(limit)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(reset_ms)),
+        ]
+
+    def _dialect_events(self, player: _Player, kind: str, **fields: Any) -> None:
+        for type_, extra in self._dialect.extra_events(kind, **fields):
+            msg = {"op": "event", "type": type_, "guildId": str(player.guild_id), **extra}
+            self._send(player.session, msg)
+
+    def _patch_events(self, player: _Player, body: dict[str, Any], created: bool) -> None:
+        if created:
+            self._dialect_events(player, "created")
+        if body.get("voice") is not None and player.connected:
+            self._dialect_events(player, "connected")
+        if "paused" in body:
+            self._dialect_events(player, "paused", paused=player.paused)
+        if "volume" in body:
+            self._dialect_events(player, "volume", volume=player.volume)
+        if "filters" in body:
+            self._dialect_events(player, "filters", filters=copy.deepcopy(player.filters))
+        if "position" in body and "track" not in body and "encodedTrack" not in body:
+            self._dialect_events(player, "seek", position=player.position())
+
     def _write(self, conn: _WsConn, data: bytes) -> None:
         """Write a frame to a socket (caller holds the lock); a failed write drops it."""
         if conn.lost or conn.frozen:
@@ -1357,7 +1481,7 @@ class FakeNode:
             return
         msg = {"op": "event", "type": type_, "guildId": str(player.guild_id)}
         msg.update(fields)
-        self._send(player.session, msg)
+        self._send(player.session, self._dialect.event(msg))
 
     def _player_update(self, player: _Player) -> None:
         msg = {"op": "playerUpdate", "guildId": str(player.guild_id), "state": player.state()}
@@ -1398,7 +1522,7 @@ class FakeNode:
             msg: dict[str, Any] = {"op": "stats"}
             msg.update(self._stats())
             msg["frameStats"] = None
-            self._send(session, msg)
+            self._send(session, self._dialect.stats(msg, rest=False))
             nxt = when + self.stats_interval
             self._scheduler.call_at(nxt, self._stats_tick, session, session._stats_gen, nxt)
 
@@ -1483,7 +1607,8 @@ class FakeNode:
     def _freeze(self, player: _Player) -> None:
         """Fold elapsed play time into base_pos before a state change."""
         now = time.monotonic()
-        player.base_pos = player.position(now)
+        src, pos = player.source_position(now), player.position(now)
+        player.base_src, player.base_pos = src, pos
         player.base_mono = now
         if player.connected:
             player.last_poll = now
@@ -1500,7 +1625,7 @@ class FakeNode:
         if player.running:
             target = player.end_target()
             if target is not None:
-                due = player.base_mono + max(0, target - player.base_pos) / 1000.0 / player.speed
+                due = player.base_mono + max(0, target - player.base_pos) / 1000.0
                 player.timers.append(self._scheduler.call_at(due, self._on_end_due, player, gen))
         if not player.connected:
             due = player.last_poll + self.cleanup_threshold
@@ -1524,7 +1649,7 @@ class FakeNode:
         self._freeze(player)
         ended = track.json(player.base_pos)
         player.track = None
-        player.base_pos = 0
+        player.base_pos = player.base_src = 0
         self._reschedule(player)
         self._event(player, "TrackEndEvent", track=ended, reason=reason)
 
@@ -1534,6 +1659,7 @@ class FakeNode:
         now = time.monotonic()
         player.track = track
         player.base_pos = max(0, position) if not track.is_stream else 0
+        player.base_src = player.base_pos
         player.base_mono = now
         player.last_poll = now
         self._reschedule(player)
@@ -1549,7 +1675,8 @@ class FakeNode:
         with self._lock:
             if player.track is not track or player.destroyed or player.session.state == DESTROYED:
                 return
-            self._player_update(player)
+            if not player.paused or self._dialect.updates_while_paused:
+                self._player_update(player)
             nxt = when + self.player_update_interval
             self._scheduler.call_at(nxt, self._periodic_update, player, track, nxt)
 
@@ -1583,7 +1710,7 @@ class FakeNode:
         self._freeze(player)
         player.voice = dict(voice)
         player.connected = True
-        player.ping = 0
+        player.ping = self._dialect.ping_on_connect
         self._reschedule(player)
         self._scheduler.call_later(0.0, self._voice_ready, player)
 
@@ -1643,6 +1770,12 @@ class FakeNode:
                     return
                 if not self._peer_alive(sock):
                     return
+                if not self._dialect.v4_routes and req.path.startswith("/v4/"):
+                    self._record(req, 404)
+                    self._send_bytes(
+                        sock, self._error_bytes(404, "Not Found", req.path, False, False)
+                    )
+                    return
                 if req.path == "/v4/websocket" and req.method == "GET":
                     self._handshake(sock, reader, req)
                     return
@@ -1691,7 +1824,10 @@ class FakeNode:
             self._record(req, 503)
         body = self._error_json(503, "Service Unavailable", req.path, False)
         self._send_bytes(
-            sock, _wire.build_response(503, body, content_type="application/json", keep_alive=False)
+            sock,
+            _wire.build_response(
+                503, body, content_type="application/json", keep_alive=False, api=self._api()
+            ),
         )
 
     def _error_json(self, status: int, message: str, path: str, trace: bool) -> bytes:
@@ -1707,6 +1843,7 @@ class FakeNode:
             )
         payload["message"] = message
         payload["path"] = path
+        payload, _ = self._dialect.error_body(status, message, payload)
         return _wire.json_bytes(payload)
 
     def _error_bytes(
@@ -1714,7 +1851,7 @@ class FakeNode:
     ) -> bytes:
         body = self._error_json(status, message, path, trace)
         return _wire.build_response(
-            status, body, content_type="application/json", keep_alive=keep_alive
+            status, body, content_type="application/json", keep_alive=keep_alive, api=self._api()
         )
 
     def _record(self, req: _wire.HttpRequest, status: int) -> None:
@@ -1740,7 +1877,7 @@ class FakeNode:
         try:
             if failing is not None:
                 raise _HttpError(failing.status, failing.message)
-            response = self._dispatch(req, path, query)
+            response = self._rate_check() or self._dispatch(req, path, query)
         except _HttpError as exc:
             response = _Response(
                 exc.status,
@@ -1758,9 +1895,10 @@ class FakeNode:
         data = _wire.build_response(
             response.status,
             b"" if req.method == "HEAD" else response.body,
-            response.headers,
+            response.headers + self._rate_headers(),
             content_type=response.content_type,
             keep_alive=keep,
+            api=self._api(),
         )
         late = (
             None if failing is not None else self._take_fault(("stall", "reset"), req.method, path)
@@ -1798,8 +1936,9 @@ class FakeNode:
                 body = self._error_json(405, error.message, path, False)
                 return _Response(405, body, "application/json", [("Allow", allow)])
         auth = req.headers.get("Authorization")
-        if auth is None:
-            return _Response(401)
+        if auth is None or (auth != self.password and self.dialect == "nodelink"):
+            _, text = self._dialect.error_body(401, "", {})
+            return _Response(401, text or b"", "text/plain" if text else None)
         if auth != self.password:
             return _Response(403)
         if custom is not None:
@@ -1852,9 +1991,11 @@ class FakeNode:
         except (ValueError, UnicodeDecodeError) as exc:
             raise _HttpError(400, f"JSON parse error: {exc}") from None
 
-    @staticmethod
-    def _guild(params: dict[str, str]) -> int:
+    def _guild(self, params: dict[str, str]) -> int:
         raw = params["gid"]
+        refused = self._dialect.check_guild(raw)
+        if refused is not None:
+            raise _HttpError(400, refused)
         value = _parse_long(raw)
         if value is None:
             raise _HttpError(
@@ -1914,13 +2055,13 @@ class FakeNode:
             "filters": filters,
             "plugins": [{"name": n, "version": v} for n, v in self.plugins],
         }
-        return _json_response(200, info)
+        return _json_response(200, self._dialect.info(info))
 
     def _h_stats(self, req: Any, params: Any, query: Any) -> _Response:
         with self._lock:
             stats: dict[str, Any] = {"frameStats": None}
             stats.update(self._stats())
-        return _json_response(200, stats)
+        return _json_response(200, self._dialect.stats(stats, rest=True))
 
     def _h_loadtracks(self, req: Any, params: Any, query: dict[str, list[str]]) -> _Response:
         if "identifier" not in query:
@@ -1929,7 +2070,7 @@ class FakeNode:
                 "Required request parameter 'identifier' for method parameter type String is "
                 "not present",
             )
-        return _json_response(200, self._load(query["identifier"][0]))
+        return _json_response(200, self._dialect.load_result(self._load(query["identifier"][0])))
 
     def _h_decodetrack(self, req: Any, params: Any, query: dict[str, list[str]]) -> _Response:
         values = query.get("encodedTrack") or query.get("track")
@@ -1957,16 +2098,20 @@ class FakeNode:
     def _h_get_players(self, req: Any, params: dict[str, str], query: Any) -> _Response:
         with self._lock:
             session = self._session(params)
-            return _json_response(200, [p.json() for p in session._players.values()])
+            players = [self._dialect.player(p.json()) for p in session._players.values()]
+            return _json_response(200, players)
 
     def _h_get_player(self, req: Any, params: dict[str, str], query: Any) -> _Response:
         guild_id = self._guild(params)
         with self._lock:
             session = self._session(params)
             player = session._players.get(guild_id)
+            if player is None and self._dialect.get_creates_player:
+                player = self._get_or_create(session, guild_id)
+                self._dialect_events(player, "created")
             if player is None:
                 raise _HttpError(404, "Player not found")
-            return _json_response(200, player.json())
+            return _json_response(200, self._dialect.player(player.json()))
 
     def _h_delete_player(self, req: Any, params: dict[str, str], query: Any) -> _Response:
         guild_id = self._guild(params)
@@ -1983,6 +2128,7 @@ class FakeNode:
                 player.destroyed = True
                 self._reschedule(player)
                 del session._players[guild_id]
+                self._dialect_events(player, "destroyed")
                 if was_connected:
                     self._event(
                         player, "WebSocketClosedEvent", code=1000, reason="", byRemote=False
@@ -2159,6 +2305,9 @@ class FakeNode:
             )
         body = self._json_body(req)
         self._bind_update(body)
+        refused = self._dialect.patch_error(body)
+        if refused is not None:
+            raise _HttpError(*refused)
         with self._lock:
             session = self._session(params)
             # the handler's own cheap checks, before any state is touched
@@ -2201,6 +2350,7 @@ class FakeNode:
             if end_time is not None and end_time <= 0:
                 raise _HttpError(400, "End time must be greater than 0")
 
+            created = guild_id not in session._players
             player = self._get_or_create(session, guild_id)
             new_track = track_req is not None and (
                 "encoded" in track_req or "identifier" in track_req
@@ -2271,7 +2421,8 @@ class FakeNode:
                     if end_time is not None:
                         track.end_time = end_time
                     self._start_track(player, track, int(start))
-            return _json_response(200, player.json())
+            self._patch_events(player, body, created)
+            return _json_response(200, self._dialect.player(player.json()))
 
     def _resolve(self, track_req: dict[str, Any]) -> _Track:
         if "encoded" in track_req:
@@ -2292,7 +2443,7 @@ class FakeNode:
         assert track is not None
         if not track.is_stream:
             self._freeze(player)
-            player.base_pos = max(0, position)
+            player.base_pos = player.base_src = max(0, position)
             if track.end_time is not None and player.base_pos >= track.end_time:
                 self._end_track(player, "finished")
             else:
@@ -2308,7 +2459,14 @@ class FakeNode:
             with self._cond:
                 self._handshakes.append(RecordedHandshake(headers, False, status, None, False))
                 self._cond.notify_all()
-            self._send_bytes(sock, _wire.build_response(status, b"", extra, keep_alive=False))
+            body = self._dialect.handshake_refusal(status)
+            ctype = "text/plain" if body else None
+            self._send_bytes(
+                sock,
+                _wire.build_response(
+                    status, body, extra, content_type=ctype, keep_alive=False, api=self._api()
+                ),
+            )
 
         auth = headers.get("Authorization")
         if auth is None or auth != self.password:
@@ -2382,7 +2540,7 @@ class FakeNode:
                 if resumed:
                     session.resume_count += 1
                     queued, session._queue = session._queue, []
-                    for msg in queued:
+                    for msg in queued if self._dialect.replays_on_resume else ():
                         self._send(session, msg)
                     for player in session._players.values():
                         self._player_update(player)
@@ -2423,6 +2581,11 @@ class FakeNode:
                     continue
                 elif op == _wire.OP_CLOSE:
                     with self._lock:
+                        code_in = frame.payload[:2]
+                        self._ws_close_codes.append(
+                            int.from_bytes(code_in, "big") if len(code_in) == 2 else 1005
+                        )
+                        self._cond.notify_all()
                         if not conn.closing:
                             code = frame.payload[:2] if len(frame.payload) >= 2 else b""
                             conn.closing = True
@@ -2451,7 +2614,10 @@ class FakeNode:
                     with self._lock:
                         self._ws_close(conn, 1002, "")
         except (OSError, ConnectionError, _wire.ProtocolError):
-            pass
+            with self._lock:
+                if not conn.closing and not conn.lost and not self._closed and not self._killed:
+                    self._ws_close_codes.append(1006)  # the client left without a Close frame
+                    self._cond.notify_all()
         finally:
             with self._lock:
                 if not conn.frozen:  # the server never learns that a half-open socket died

@@ -12,9 +12,11 @@ from __future__ import annotations
 import ipaddress
 import json as _json
 import logging
+import math
 import socket
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from http.client import HTTPException
@@ -38,6 +40,7 @@ from ..errors import (
     ClientClosedError,
     ConnectionFailedError,
     LavasyncTimeoutError,
+    RateLimitedError,
     RestError,
     TLSError,
 )
@@ -393,6 +396,8 @@ class RestTransport:
         self.client_name = client_name
         self._closed = False
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # wakes calls waiting out a rate limit on close()
+        self._rate = _RateLimit(self.base_uri)
 
         session = requests.Session()
         session.trust_env = False  # no proxy/netrc/CA lookups in the environment per call
@@ -425,6 +430,8 @@ class RestTransport:
             if self._closed:
                 return
             self._closed = True
+        self._closing.set()
+        self._rate.wake()
         self._adapter.abort()
         self._session.close()
 
@@ -447,6 +454,7 @@ class RestTransport:
         json: Any = None,
         timeout: Optional[Timeout] = None,
         trace: bool = False,
+        _deadline: Optional[float] = None,
     ) -> Any:
         """Send one call; return the parsed JSON, the text of a text body, or None if empty.
 
@@ -454,7 +462,13 @@ class RestTransport:
         ``params`` are percent-encoded in full; ``json`` (if not None) is the request body;
         ``timeout`` overrides the transport default; ``trace=True`` asks the node for stack
         traces in its error bodies. Raises AuthenticationError (401/403), RestError (other
-        non-2xx), ConnectionFailedError, LavasyncTimeoutError, ClientClosedError.
+        non-2xx), RateLimitedError (429 that could not be waited out), ConnectionFailedError,
+        LavasyncTimeoutError, ClientClosedError.
+
+        Rate limits: a 429 is retried after ``Retry-After`` (or the ``X-RateLimit-Reset``) for
+        idempotent methods (GET, PATCH, PUT, DELETE) while the call's timeout allows; once a
+        server's ``X-RateLimit-Remaining`` reaches 0, later calls wait for its reset (bounded by
+        their timeout), so a burst stays under the advertised limit.
         """
         if not isinstance(method, str) or method.upper() not in METHODS:
             raise ValueError(f"unsupported HTTP method {method!r}")
@@ -484,6 +498,9 @@ class RestTransport:
             raise ClientClosedError(f"REST transport for {self.base_uri} is closed")
         if threading.current_thread().name.startswith(READER_PREFIX):
             raise RuntimeError(f"{method} {path}: REST is never sent from a node's reader thread")
+        if _deadline is None:
+            _deadline = time.monotonic() + _budget(call_timeout)
+        self._rate.acquire(_deadline, self._closing, method, path)
 
         prepared = PreparedRequest()
         prepared.method = method
@@ -506,6 +523,7 @@ class RestTransport:
             HTTPException,
             urllib3.exceptions.HTTPError,
         ) as exc:
+            self._rate.failed()
             if self._closed:  # close() aborted the call
                 raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
             if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
@@ -518,6 +536,17 @@ class RestTransport:
             ) from exc
 
         status = response.status_code
+        retry_after = self._rate.update(response.headers, status)
+        if status == 429:
+            delay = 1.0 if retry_after is None else retry_after
+            if method in _RETRY_METHODS and time.monotonic() + delay <= _deadline:
+                _log.info("%s %s on %s: 429, retry in %.2f s", method, path, self.base_uri, delay)
+                if self._closing.wait(delay):
+                    raise ClientClosedError(f"REST transport for {self.base_uri} is closed")
+                return self.request(
+                    method, path, params=params, json=json, timeout=timeout, _deadline=_deadline
+                )
+            raise _rate_limited(status, method, path, content, retry_after)
         if status >= 300 or status < 200:
             error = _error(status, method, path, content)
             _log.debug("%s %s on %s: %s", method, path, self.base_uri, error)
@@ -617,4 +646,156 @@ def _error(status: int, method: str, path: str, content: bytes) -> RestError:
         timestamp=timestamp if isinstance(timestamp, int) else None,
         method=method,
         body=body,
+    )
+
+
+# --------------------------------------------------------------------------- rate limits
+
+#: Methods retried after a 429 (the server did not act on the request; these are idempotent).
+_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "PUT", "DELETE"})
+
+
+#: Added to an advertised reset: clocks and the header's rounding may put it a little early.
+_RESET_MARGIN = 0.05
+
+
+def _budget(timeout: Timeout) -> float:
+    """How long one call may take in all, waits for rate limits included: its read timeout."""
+    return timeout[1] if isinstance(timeout, tuple) else timeout
+
+
+def _header_number(headers: Any, name: str) -> Optional[float]:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _reset_in(value: float) -> float:
+    """Seconds until a ``X-RateLimit-Reset``: epoch ms, epoch seconds or a delta in seconds."""
+    if value > 1e12:
+        return value / 1000.0 - time.time()
+    if value > 1e9:
+        return value - time.time()
+    return value
+
+
+class _RateLimit:
+    """One node's advertised rate limit, shared by every call of its transport.
+
+    Thread-safe: one condition; waits release it. ``remaining`` counts the calls left in the
+    current window (the server's ``X-RateLimit-Remaining``, decremented locally for calls in
+    flight); ``blocked_until`` is set by a 429's ``Retry-After``. Once a window is over, one
+    call goes out alone to learn the next window's numbers (others wait for its answer, up to
+    a second), so a burst never outruns what the server advertised.
+    """
+
+    def __init__(self, origin: str) -> None:
+        self._origin = origin
+        self._cond = threading.Condition()
+        self._known = False  # the server advertises a limit
+        self._remaining: Optional[int] = None
+        self._reset_at = 0.0
+        self._blocked_until = 0.0
+        self._probe_until = 0.0  # a call learning the new window is in flight until then
+        self._inflight = 0  # calls sent and not answered yet (the server has not counted them)
+
+    def wake(self) -> None:
+        """Wake every waiting call (the transport is closing)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def acquire(self, deadline: float, closing: threading.Event, method: str, path: str) -> None:
+        """Wait (up to ``deadline``) until a call may go out; RateLimitedError if it cannot."""
+        with self._cond:
+            while True:
+                if closing.is_set():
+                    raise ClientClosedError(f"REST transport for {self._origin} is closed")
+                now = time.monotonic()
+                if self._blocked_until > now:
+                    until = self._blocked_until
+                elif self._remaining is not None and self._reset_at > now:
+                    if self._remaining > 0:
+                        self._remaining -= 1
+                        self._inflight += 1
+                        return
+                    until = self._reset_at
+                elif not self._known:
+                    self._inflight += 1
+                    return
+                elif self._probe_until <= now:
+                    self._remaining = None  # the window is over: ask the server again
+                    self._probe_until = now + 1.0
+                    self._inflight += 1
+                    return
+                else:
+                    until = self._probe_until
+                if until > deadline:
+                    raise RateLimitedError(
+                        429,
+                        retry_after=max(0.0, until - now),
+                        message=f"{self._origin} is rate limiting this client (not sent)",
+                        path=path,
+                        method=method,
+                    )
+                self._cond.wait(until - now)
+
+    def failed(self) -> None:
+        """A call sent got no answer: it no longer counts as in flight."""
+        with self._cond:
+            self._inflight = max(0, self._inflight - 1)
+            self._probe_until = 0.0
+            self._cond.notify_all()
+
+    def update(self, headers: Any, status: int) -> Optional[float]:
+        """Take in an answer's rate-limit headers; returns a 429's wait in seconds (or None)."""
+        remaining = _header_number(headers, "X-RateLimit-Remaining")
+        reset = _header_number(headers, "X-RateLimit-Reset")
+        retry_after = _header_number(headers, "Retry-After") if status == 429 else None
+        if not self._known and remaining is None and retry_after is None:
+            with self._cond:
+                self._inflight = max(0, self._inflight - 1)
+            return None
+        now = time.monotonic()
+        reset_in = _reset_in(reset) if reset is not None else None
+        if status == 429 and retry_after is None and reset_in is not None:
+            retry_after = reset_in
+        if retry_after is not None:
+            retry_after = max(0.0, retry_after)
+        with self._cond:
+            self._probe_until = 0.0
+            self._inflight = max(0, self._inflight - 1)
+            if reset_in is not None and remaining is not None:
+                self._known = True
+                reset_at = now + max(0.0, reset_in) + _RESET_MARGIN
+                if self._remaining is None or reset_at > self._reset_at + 0.5:
+                    # a new window; calls still on their way will count against it too
+                    self._remaining = max(0, int(remaining) - self._inflight)
+                else:
+                    self._remaining = min(self._remaining, int(remaining))
+                self._reset_at = reset_at  # the latest word (a server may shorten it)
+            if retry_after is not None:
+                self._blocked_until = max(self._blocked_until, now + retry_after)
+            self._cond.notify_all()
+        return retry_after
+
+
+def _rate_limited(
+    status: int, method: str, path: str, content: bytes, retry_after: Optional[float]
+) -> RateLimitedError:
+    plain = _error(status, method, path, content)
+    return RateLimitedError(
+        status,
+        retry_after=retry_after,
+        error=plain.error or "Too Many Requests",
+        message=plain.message or "rate limited by the node",
+        path=plain.path,
+        trace=plain.trace,
+        timestamp=plain.timestamp,
+        method=method,
+        body=plain.body,
     )

@@ -159,6 +159,8 @@ class WebSocketConnection:
                 message=f"WebSocket handshake refused ({status}) {body}".strip(),
                 path=url,
                 method="GET",
+                body=body,
+                headers=getattr(exc, "resp_headers", None) or None,  # a v3 server says so
             ) from None
         except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError) as exc:
             raise LavasyncTimeoutError(f"WebSocket handshake with {url} timed out") from exc
@@ -260,6 +262,34 @@ class WebSocketConnection:
         with self._lock:
             self._aborted = True
             sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close_now(self, code: int = 1000, reason: str = "") -> None:
+        """Close from any thread, at once: a Close frame (``code``) goes out first, then the
+        socket is shut, which wakes a ``recv`` blocked in the reader thread.
+
+        The frame is written from this thread, as websocket-client's own cross-thread close
+        does; the reader only ever writes pongs and pings, both a single small frame. Before
+        the handshake completed, nothing is sent and the connect fails at once instead.
+        """
+        with self._lock:
+            self._aborted = True
+            sock = self._sock
+            stream = self._ws.sock if self._ws.connected else None
+            first = not self._closed.is_set()
+            self._closed.set()  # close() after this sends nothing more
+        if stream is not None and first:
+            payload = code.to_bytes(2, "big") + reason.encode("utf-8")
+            frame = websocket.ABNF.create_frame(payload, _CLOSE).format()
+            try:
+                stream.sendall(frame)
+            except (OSError, ssl.SSLError, ValueError):
+                pass
         if sock is None:
             return
         try:
