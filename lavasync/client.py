@@ -211,7 +211,11 @@ class Client:
         self._dispatcher = Dispatcher(
             self._listeners, maxsize=event_buffer_size, error_hook=listener_error_hook
         )
-        self._poll: Optional[EventBuffer] = EventBuffer(event_buffer_size) if poll_events else None
+        self._poll: Optional[EventBuffer] = (
+            EventBuffer(event_buffer_size, drop_oldest=True, name="poll buffer")
+            if poll_events
+            else None
+        )
         self._lost: dict[str, float] = {}  # node name -> when its session was lost
         if state_store is None:
             state_store = MemoryStore()
@@ -243,8 +247,12 @@ class Client:
         """Stop every thread and close every connection. Idempotent.
 
         Players keep playing on the server until their session's resume timeout (use
-        ``destroy``/``disconnect`` first to stop them). Returns True if every thread exited in
-        ``timeout`` seconds.
+        ``destroy``/``disconnect`` first to stop them). The state store gets a last save first.
+
+        Returns True if every other lavasync thread exited within ``timeout`` seconds. It may be
+        called from a listener: then it returns normally, and the dispatcher thread (the one it
+        runs on, not counted) exits as soon as that listener returns. Later calls do nothing and
+        return True.
         """
         with self._lock:
             if self._closed:
@@ -618,6 +626,13 @@ class Client:
     def remove_listener(self, event_class: type[E], fn: Callable[[E], Any]) -> bool:
         """Unregister; False if it was not registered."""
         return self._listeners.remove(event_class, fn)
+
+    @property
+    def dropped_events(self) -> int:
+        """How many unread events the full poll buffer dropped (oldest first); 0 when polling
+        is off. Listeners never lose events; see the README's memory policy."""
+        buffer = self._poll
+        return buffer.dropped if buffer is not None else 0
 
     def poll(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, or None after ``timeout`` seconds or once the client is closed."""
