@@ -40,7 +40,7 @@ from .models.events import (
 )
 from .node import Backoff, Node, NodeState
 from .player import Player
-from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, StateStore
+from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, SaveScheduler, StateStore
 from .voice import endpoint_region
 
 __all__ = ["Client", "default_penalty", "region_of"]
@@ -195,6 +195,10 @@ class Client:
             raise ValueError("call_timeout must be > 0 or None")
         if move_concurrency < 1:
             raise ValueError("move_concurrency must be >= 1")
+        if isinstance(save_interval, bool) or not isinstance(save_interval, (int, float)):
+            raise ValueError(f"save_interval must be a number of seconds, not {save_interval!r}")
+        if not 0 <= save_interval < float("inf"):
+            raise ValueError(f"save_interval must be >= 0 seconds, not {save_interval}")
         self.client_name = client_name or f"lavasync/{__version__}"
         self.send_gateway = send_gateway
         self.call_timeout = call_timeout
@@ -225,11 +229,14 @@ class Client:
             raise ValueError("state_store is a StateStore, a JSON file path, or None")
         self.state_store: StateStore = state_store
         self.save_interval = save_interval
-        self._stored = self.state_store.load()  # what an earlier client left (ValueError if bad)
+        self._stored = _readable_state(self.state_store.load())  # what an earlier client left
         self._dirty = False
-        self._saved_at = 0.0
-        self._save_lock = threading.Lock()
-        self._dispatcher.start()  # last: a constructor that raises leaves no thread behind
+        self._save_lock = threading.RLock()  # reentrant: a store's save() may call close()
+        self._store_final = False  # close() wrote the last state: nothing may overwrite it
+        self._saver = SaveScheduler(self._save_in_background, save_interval)
+        # last: a constructor that raises leaves no thread behind
+        self._dispatcher.start()
+        self._saver.start()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -261,8 +268,8 @@ class Client:
             nodes = list(self._nodes.values())
             self._ready_cond.notify_all()
         deadline = time.monotonic() + timeout
-        self.save_state()
-        exited = True
+        exited = self._saver.stop(max(0.1, deadline - time.monotonic()))
+        self._write_state(final=True)  # after the store thread: nothing saves after this one
         for node in nodes:
             exited &= node.close(max(0.1, deadline - time.monotonic()))
         for player in list(self._players.values()):
@@ -775,21 +782,32 @@ class Client:
     # ------------------------------------------------------------------ state store
 
     def _state_changed(self) -> None:
-        """Something a restarted process would need changed: save soon (debounced)."""
+        """Something a restarted process would need changed: the store thread saves it within
+        ``save_interval`` (cheap and non-blocking: callable from a reader thread)."""
         self._dirty = True
-        self._maybe_save()
+        self._saver.changed()
 
     def _maybe_save(self) -> None:
-        if self._closed or time.monotonic() - self._saved_at < self.save_interval:
-            return
-        self._saved_at = time.monotonic()
-        self._call_soon(self.save_state)
+        """Make sure a pending change gets saved (the store thread decides when)."""
+        if self._dirty:
+            self._saver.changed()
 
     def save_state(self) -> None:
         """Write the nodes' session ids and every player's state to the state store now."""
+        self._write_state(final=False)
+
+    def _save_in_background(self) -> None:
+        """A trailing save, on the ``lavasync-store`` thread."""
+        self._write_state(final=False)
+
+    def _write_state(self, *, final: bool) -> None:
         with self._save_lock:
+            if self._store_final:
+                # close() saved the last state; a later snapshot would lack the players that
+                # close() released, and would make the next process forget them.
+                return
+            self._store_final = final
             self._dirty = False
-            self._saved_at = time.monotonic()
             state = self.snapshot()
             try:
                 self.state_store.save(state)
@@ -886,6 +904,19 @@ class Client:
                 )
         self._emit(PlayerMovedEvent(player.guild_id, old, target, reason, node=target))
         return True
+
+
+def _readable_state(data: Any) -> dict[str, Any]:
+    """What a store loaded, with the parts lavasync reads made safe (a bad store never raises)."""
+    if not isinstance(data, dict):
+        log.warning("the state store loaded %s, not a dict: starting empty", type(data).__name__)
+        return {}
+    state = dict(data)
+    if not isinstance(state.get("nodes"), dict):
+        state["nodes"] = {}
+    if not isinstance(state.get("players"), list):
+        state["players"] = []
+    return state
 
 
 def _guild_of(data: Mapping[str, Any]) -> Optional[int]:

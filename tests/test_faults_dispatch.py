@@ -154,9 +154,7 @@ def test_close_from_a_listener_returns_and_stops_every_thread() -> None:
         dispatcher = env.client._dispatcher._thread
         dispatcher.join(5)
         assert not dispatcher.is_alive()
-        wait_until(
-            lambda: not [t for t in threading.enumerate() if t.name.startswith("lavasync")]
-        )
+        wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("lavasync")])
         assert env.client.close(5) is True  # from the main thread afterwards: a no-op
 
 
