@@ -793,7 +793,10 @@ class Client:
             self._saver.changed()
 
     def save_state(self) -> None:
-        """Write the nodes' session ids and every player's state to the state store now."""
+        """Write the nodes' session ids and every player's state to the state store now.
+
+        Saves also happen by themselves (see ``save_interval``); after :meth:`close`, which
+        writes the last state, this does nothing."""
         self._write_state(final=False)
 
     def _save_in_background(self) -> None:
