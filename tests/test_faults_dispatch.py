@@ -240,6 +240,7 @@ def test_nobody_polling_keeps_memory_bounded_and_listeners_get_everything(
     size = 20
     with ExitStack() as stack:
         env = make_env(stack, event_buffer_size=size)
+        wait_until(lambda: env.client.nodes[0].stats is not None)  # the last unprompted event
         while env.client.poll(0) is not None:  # start from an empty poll buffer
             pass
         assert env.client.dropped_events == 0
