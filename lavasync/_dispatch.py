@@ -1,4 +1,4 @@
-"""Event delivery: a bounded, coalescing event buffer and the listener thread.
+"""Event delivery: bounded, coalescing event buffers and the listener thread.
 
 How events reach the user (documented in the README):
 
@@ -7,11 +7,23 @@ How events reach the user (documented in the README):
   ``add_listener`` (run on the ``lavasync-dispatch`` thread). Neither steals from the other, so an
   event is seen once by each listener and once by ``poll()``; nothing is duplicated within a mode.
 * The poll buffer can be switched off (``Client(poll_events=False)``) by bots that only use
-  callbacks, so unread events do not pile up.
-* Overflow: a buffer holds ``maxsize`` events. Past that, ``playerUpdate`` and ``stats`` events are
-  coalesced (the newest replaces the pending one for the same guild / node: latest wins); track,
-  voice and node events are never dropped (the bound is soft for them), and the reader thread never
-  blocks on a full buffer.
+  callbacks.
+* Memory policy. Each buffer holds ``event_buffer_size`` events. Past half of that,
+  ``playerUpdate`` and ``stats`` events are coalesced once it is full (the newest replaces the
+  pending one for the same guild / node: latest wins). Then:
+
+  - the **poll buffer** is a hard bound: when it is full, the *oldest* event is dropped and
+    counted (``client.dropped_events``), and one WARNING is logged per overflow episode (an
+    episode ends once the buffer drained back to half). A bot that never polls therefore holds
+    at most ``event_buffer_size`` events;
+  - the **listener buffer** only receives events some listener is registered for, and never
+    drops them (its bound is soft for everything but ``playerUpdate`` / ``stats``): an event a
+    listener wants is always delivered.
+
+  The reader thread never blocks on a full buffer.
+* The dispatcher survives anything a listener raises (``SystemExit`` and ``KeyboardInterrupt``
+  included): it is logged, handed to the error hook, and the next listener runs. A listener may
+  call ``client.close()``: the dispatcher thread exits as soon as that listener returns.
 """
 
 from __future__ import annotations
@@ -45,7 +57,7 @@ def _coalesce_key(event: Any) -> Optional[Hashable]:
 
 
 class EventBuffer:
-    """A FIFO of events with a soft bound and latest-wins coalescing of high-volume events.
+    """A FIFO of events with a bound and latest-wins coalescing of high-volume events.
 
     Thread-safe: any number of producers and consumers. ``put`` never blocks.
 
@@ -53,12 +65,20 @@ class EventBuffer:
     consumer that keeps up) costs one append: below half, events are stored bare; above, a
     coalescable event is stored in a one-item slot that a newer event for the same guild or
     node may overwrite in place, keeping its place in the line.
+
+    With ``drop_oldest`` the bound is hard: a full buffer drops its oldest event for the new one
+    (counted in :attr:`dropped`, one WARNING per overflow episode). Without it the bound is soft:
+    events that cannot be coalesced are always kept.
     """
 
-    def __init__(self, maxsize: int = 10_000) -> None:
+    def __init__(
+        self, maxsize: int = 10_000, *, drop_oldest: bool = False, name: str = "event buffer"
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
+        self.drop_oldest = drop_oldest
+        self.name = name
         self._watermark = maxsize // 2
         self._items: deque[Any] = deque()
         self._pending: dict[Hashable, list[Any]] = {}  # key -> its slot still in the line
@@ -66,34 +86,59 @@ class EventBuffer:
         self._cond = threading.Condition(self._lock)
         self._waiting = 0  # consumers blocked in get(): put() notifies only when there are some
         self._closed = False
+        self._overflowing = False  # in an overflow episode (warned once; ends at the watermark)
         self.coalesced = 0  #: how many events were replaced by a newer one (for diagnostics)
+        self.dropped = 0  #: how many events a full ``drop_oldest`` buffer dropped
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put(self, event: Any) -> None:
         """Add an event; never blocks. Under pressure a newer playerUpdate/stats replaces it."""
+        warn = False
         with self._lock:
             if self._closed:
                 return
             items = self._items
-            if len(items) >= self._watermark:
+            size = len(items)
+            if size >= self._watermark:
                 key = _coalesce_key(event)
+                item: Any = event
                 if key is not None:
                     slot = self._pending.get(key)
-                    if slot is not None and len(items) >= self.maxsize:
+                    if slot is not None and size >= self.maxsize:
                         slot[0] = event
                         self.coalesced += 1
                         return
-                    slot = [event, key]
-                    self._pending[key] = slot
-                    items.append(slot)
-                else:
-                    items.append(event)
+                    item = [event, key]
+                if size >= self.maxsize and self.drop_oldest:
+                    self._drop_oldest()
+                    if not self._overflowing:
+                        self._overflowing = warn = True
+                if key is not None:
+                    self._pending[key] = item
+                items.append(item)
             else:
                 items.append(event)
             if self._waiting:
                 self._cond.notify()
+        if warn:
+            log.warning(
+                "%s full (%d events): dropping the oldest unread ones (read them with "
+                "client.poll()/events(), or pass Client(poll_events=False) if you only use "
+                "listeners)",
+                self.name,
+                self.maxsize,
+            )
+
+    def _drop_oldest(self) -> None:
+        """Drop the head of the line (caller holds the lock; the buffer is not empty)."""
+        item = self._items.popleft()
+        if type(item) is list:
+            key = item[1]
+            if self._pending.get(key) is item:
+                del self._pending[key]
+        self.dropped += 1
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """The next event, or None after ``timeout`` seconds (None: wait forever) or when closed."""
@@ -110,6 +155,8 @@ class EventBuffer:
                 if not items:
                     return None
             item = items.popleft()
+            if self._overflowing and len(items) <= self._watermark:
+                self._overflowing = False  # caught up: a later overflow warns again
             if type(item) is list:  # a coalescing slot (events are never lists)
                 key = item[1]
                 if self._pending.get(key) is item:
@@ -123,6 +170,7 @@ class EventBuffer:
             items = [item[0] if type(item) is list else item for item in self._items]
             self._items.clear()
             self._pending.clear()
+            self._overflowing = False
             return items
 
     def close(self) -> None:
@@ -188,8 +236,10 @@ class ListenerRegistry:
 class Dispatcher:
     """The ``lavasync-dispatch`` thread: runs listeners for each event, in arrival order.
 
-    Each listener is isolated: one that raises is logged (and handed to ``error_hook``) and the
-    others still run. Thread-safe: ``submit`` may be called from any thread.
+    Each listener is isolated: whatever it raises (``SystemExit`` included) is logged and handed
+    to ``error_hook``, and the others still run; the thread only ends on :meth:`close`.
+    Thread-safe: ``submit``, ``call_soon`` and ``close`` may be called from any thread, ``close``
+    also from a listener.
     """
 
     def __init__(
@@ -202,9 +252,10 @@ class Dispatcher:
     ) -> None:
         self.listeners = listeners
         self.error_hook = error_hook
-        self.buffer = EventBuffer(maxsize)
+        self.buffer = EventBuffer(maxsize, name="listener buffer")
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
+        self._stop_now = False  # closed from a listener: exit once it returns
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -224,33 +275,47 @@ class Dispatcher:
 
     def _run(self) -> None:
         get = self.buffer.get
-        while True:
+        invoke = self._invoke
+        while not self._stop_now:
             item = get(None)
             if item is None:
                 return
             if type(item) is _Call:
-                self._invoke(item.fn, None)
+                invoke(item.fn, None)
                 continue
             for fn in self.listeners.for_event(item):
-                self._invoke(fn, item)
+                invoke(fn, item)
+                if self._stop_now:
+                    break
+        self.buffer.drain()  # closed from a listener: what was still queued is never run
 
     def _invoke(self, fn: Callable[..., Any], event: Any) -> None:
+        # BaseException on purpose: a listener's SystemExit (a "!shutdown" command) or a stray
+        # KeyboardInterrupt must not end the thread every listener and follow-up depends on.
         try:
             if event is None:
                 fn()
             else:
                 fn(event)
-        except Exception as exc:
+        except BaseException as exc:
             log.exception("listener %r raised on %r", fn, event)
             hook = self.error_hook
             if hook is not None:
                 try:
                     hook(exc, event, fn)
-                except Exception:
+                except BaseException:
                     log.exception("the listener error hook raised")
 
     def close(self, timeout: Optional[float] = None) -> bool:
-        """Stop after the events already queued; True if the thread exited within ``timeout``."""
+        """Stop after the events already queued; True if the thread exited within ``timeout``.
+
+        Called on the dispatcher thread itself (from a listener), it returns True at once and
+        the thread exits as soon as that listener returns, without running what is still queued.
+        """
+        if threading.current_thread() is self._thread:
+            self._stop_now = True
+            self.buffer.close()
+            return True
         self.buffer.close()
         if self._started:
             self._thread.join(timeout)

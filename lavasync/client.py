@@ -41,11 +41,11 @@ from .errors import (
     NodeUnavailableError,
 )
 from .models import LoadResult, PlayerInfo, Track, snowflake
-from .models.events import Event, PlayerEvent
+from .models.events import Event, PlayerEvent, PlayerUpdateEvent
 from .node import Backoff, Node, NodeState
 from .player import Player
 from .rest import _encoded_list
-from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, StateStore
+from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, SaveScheduler, StateStore
 from .transport.rest import READER_PREFIX
 from .voice import endpoint_region
 
@@ -204,6 +204,10 @@ class Client:
             raise ValueError("move_concurrency must be >= 1")
         if lost_player_timeout < 0:
             raise ValueError("lost_player_timeout must be >= 0")
+        if isinstance(save_interval, bool) or not isinstance(save_interval, (int, float)):
+            raise ValueError(f"save_interval must be a number of seconds, not {save_interval!r}")
+        if not 0 <= save_interval < float("inf"):
+            raise ValueError(f"save_interval must be >= 0 seconds, not {save_interval}")
         self.client_name = client_name or f"lavasync/{__version__}"
         self.send_gateway = send_gateway
         self.call_timeout = call_timeout
@@ -220,7 +224,11 @@ class Client:
         self._dispatcher = Dispatcher(
             self._listeners, maxsize=event_buffer_size, error_hook=listener_error_hook
         )
-        self._poll: Optional[EventBuffer] = EventBuffer(event_buffer_size) if poll_events else None
+        self._poll: Optional[EventBuffer] = (
+            EventBuffer(event_buffer_size, drop_oldest=True, name="poll buffer")
+            if poll_events
+            else None
+        )
         self._lost: dict[str, float] = {}  # node name -> when its session was lost
         if state_store is None:
             state_store = MemoryStore()
@@ -230,14 +238,17 @@ class Client:
             raise ValueError("state_store is a StateStore, a JSON file path, or None")
         self.state_store: StateStore = state_store
         self.save_interval = save_interval
-        self._stored = self.state_store.load()  # what an earlier client left (ValueError if bad)
+        self._stored = _readable_state(self.state_store.load())  # what an earlier client left
         self._dirty = False
-        self._saved_at = 0.0
-        self._save_lock = threading.Lock()
         self._placement = Placement(self)
         self._workers = WorkerPool("lavasync-worker", 8)
         self._movers = WorkerPool("lavasync-move", move_concurrency)
-        self._dispatcher.start()  # last: a constructor that raises leaves no thread behind
+        self._save_lock = threading.RLock()  # reentrant: a store's save() may call close()
+        self._store_final = False  # close() wrote the last state: nothing may overwrite it
+        self._saver = SaveScheduler(self._save_in_background, save_interval)
+        # last: a constructor that raises leaves no thread behind
+        self._dispatcher.start()
+        self._saver.start()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -256,11 +267,16 @@ class Client:
         """Stop every thread and close every connection. Idempotent.
 
         Players keep playing on the server until their session's resume timeout (use
-        ``destroy``/``disconnect`` first to stop them). REST calls in flight are aborted: their
-        callers get :class:`~lavasync.errors.ClientClosedError` at once, and so does every
-        caller that waits for a node or a player. Returns True if every lavasync thread exited
-        within ``timeout`` seconds (always, unless a listener or the ``send_gateway`` hook is
-        blocked).
+        ``destroy``/``disconnect`` first to stop them). The state store gets a last save first.
+        REST calls in flight are aborted: their callers get
+        :class:`~lavasync.errors.ClientClosedError` at once, and so does every caller that waits
+        for a node or a player.
+
+        Returns True if every other lavasync thread exited within ``timeout`` seconds (always,
+        unless a listener or the ``send_gateway`` hook is blocked). It may be called from any
+        thread, a listener included: then it returns normally, and the dispatcher thread (the
+        one it runs on, not counted) exits as soon as that listener returns. Later calls do
+        nothing and return True.
         """
         with self._lock:
             if self._closed:
@@ -269,10 +285,10 @@ class Client:
             nodes = list(self._nodes.values())
             self._ready_cond.notify_all()
         deadline = time.monotonic() + timeout
-        self.save_state()
+        exited = self._saver.stop(max(0.1, deadline - time.monotonic()))
+        self._write_state(final=True)  # after the store thread: nothing saves after this one
         for node in nodes:
-            node.rest.close()  # first: wakes every call in flight, the workers' included
-        exited = True
+            node.rest.close()  # wakes every call in flight, the workers' included
         for node in nodes:
             exited &= node.close(max(0.1, deadline - time.monotonic()))
         exited &= self._movers.close(max(0.1, deadline - time.monotonic()))
@@ -645,6 +661,13 @@ class Client:
         """Unregister; False if it was not registered."""
         return self._listeners.remove(event_class, fn)
 
+    @property
+    def dropped_events(self) -> int:
+        """How many unread events the full poll buffer dropped (oldest first); 0 when polling
+        is off. Listeners never lose events; see the README's memory policy."""
+        buffer = self._poll
+        return buffer.dropped if buffer is not None else 0
+
     def poll(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, or None after ``timeout`` seconds or once the client is closed."""
         buffer = self._poll
@@ -675,6 +698,9 @@ class Client:
         player = self._players.get(event.guild_id)
         if player is not None and player._node is node:
             player._on_event(event)
+            if type(event) is not PlayerUpdateEvent:
+                self._state_changed()  # a track started or ended: the store must know
+                return
         if self._dirty:
             self._maybe_save()
 
@@ -890,21 +916,35 @@ class Client:
     # ------------------------------------------------------------------ state store
 
     def _state_changed(self) -> None:
-        """Something a restarted process would need changed: save soon (debounced)."""
+        """Something a restarted process would need changed: the store thread saves it within
+        ``save_interval`` (cheap and non-blocking: callable from a reader thread)."""
         self._dirty = True
-        self._maybe_save()
+        self._saver.changed()
 
     def _maybe_save(self) -> None:
-        if self._closed or time.monotonic() - self._saved_at < self.save_interval:
-            return
-        self._saved_at = time.monotonic()
-        self._call_soon(self.save_state)
+        """Make sure a pending change gets saved (the store thread decides when)."""
+        if self._dirty:
+            self._saver.changed()
 
     def save_state(self) -> None:
-        """Write the nodes' session ids and every player's state to the state store now."""
+        """Write the nodes' session ids and every player's state to the state store now.
+
+        Saves also happen by themselves (see ``save_interval``); after :meth:`close`, which
+        writes the last state, this does nothing."""
+        self._write_state(final=False)
+
+    def _save_in_background(self) -> None:
+        """A trailing save, on the ``lavasync-store`` thread."""
+        self._write_state(final=False)
+
+    def _write_state(self, *, final: bool) -> None:
         with self._save_lock:
+            if self._store_final:
+                # close() saved the last state; a later snapshot would lack the players that
+                # close() released, and would make the next process forget them.
+                return
+            self._store_final = final
             self._dirty = False
-            self._saved_at = time.monotonic()
             state = self.snapshot()
             try:
                 self.state_store.save(state)
@@ -1021,6 +1061,19 @@ class Client:
                 "uri": node.uri,
             }
         return report
+
+
+def _readable_state(data: Any) -> dict[str, Any]:
+    """What a store loaded, with the parts lavasync reads made safe (a bad store never raises)."""
+    if not isinstance(data, dict):
+        log.warning("the state store loaded %s, not a dict: starting empty", type(data).__name__)
+        return {}
+    state = dict(data)
+    if not isinstance(state.get("nodes"), dict):
+        state["nodes"] = {}
+    if not isinstance(state.get("players"), list):
+        state["players"] = []
+    return state
 
 
 def _guild_of(data: Mapping[str, Any]) -> Optional[int]:

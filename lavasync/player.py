@@ -582,7 +582,6 @@ class Player:
     def _apply_info(self, info: PlayerInfo) -> None:
         """Make the local state what the server answered (REST Player object)."""
         now = time.monotonic()
-        self._client._state_changed()
         with self._lock:
             self._sent_any = True
             self._track = info.track
@@ -594,6 +593,7 @@ class Player:
                 self._seg = (server, self._track_time_at(server), factor)
             self._filters = info.filters
             self._apply_state(info.state, now)
+        self._client._state_changed()  # after the change: a save starting now must include it
 
     def _apply_state(self, state: PlayerState, now: float) -> None:
         self._connected = state.connected

@@ -4,6 +4,9 @@ The queue advances only when a track ends with a reason that allows it (``finish
 ``loadFailed``: ``TrackEndEvent.may_start_next``), and only once per track it started: each play
 leaves a token that the first matching end consumes, so an end event delivered again (a resume
 replay, a duplicate) or an end for another track (``replaced``) never skips twice.
+
+An attached queue lives as long as its player: when the player is destroyed (disconnect,
+destroy, kick, node lost) the queue removes its listeners from the client by itself.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from .errors import LavasyncError
 from .models import Track
-from .models.events import TrackEndEvent
+from .models.events import PlayerDestroyedEvent, TrackEndEvent
 
 if TYPE_CHECKING:
     from .client import Client
@@ -42,7 +45,8 @@ class Queue:
 
     ``Queue(player)`` alone is a plain container you drive with :meth:`play_next`;
     ``Queue(player, client=client)`` (or :meth:`attach`) also listens for the player's track ends
-    and starts the next track itself (on the dispatcher thread).
+    and starts the next track itself (on the dispatcher thread), until the player is destroyed:
+    then it detaches itself (a new player for the guild needs a new queue).
     """
 
     def __init__(
@@ -184,18 +188,32 @@ class Queue:
     # ------------------------------------------------------------------ automatic advance
 
     def attach(self, client: Client) -> None:
-        """Advance automatically on this player's track ends (listener on the dispatcher)."""
-        if self._client is not None:
-            return
-        self._client = client
+        """Advance automatically on this player's track ends (listener on the dispatcher).
+
+        Does nothing if the player is already destroyed; detaches itself when it is destroyed.
+        """
+        with self._lock:
+            if self._client is not None or self.player.destroyed:
+                return
+            self._client = client
         client.add_listener(TrackEndEvent, self._on_track_end)
+        client.add_listener(PlayerDestroyedEvent, self._on_destroyed)
+        if self.player.destroyed:  # destroyed while registering: its event may have gone by
+            self.detach()
 
     def detach(self) -> None:
-        """Stop listening for track ends: the queue no longer advances by itself."""
-        client = self._client
+        """Stop listening to the client: the queue no longer advances by itself (idempotent,
+        any thread)."""
+        with self._lock:
+            client = self._client
+            self._client = None
         if client is not None:
             client.remove_listener(TrackEndEvent, self._on_track_end)
-            self._client = None
+            client.remove_listener(PlayerDestroyedEvent, self._on_destroyed)
+
+    def _on_destroyed(self, event: PlayerDestroyedEvent) -> None:
+        if event.guild_id == self.player.guild_id and self.player.destroyed:
+            self.detach()
 
     def should_advance(self, event: TrackEndEvent) -> bool:
         """Consume the play token if ``event`` ends the track this queue started."""
@@ -208,6 +226,9 @@ class Queue:
             return True
 
     def _on_track_end(self, event: TrackEndEvent) -> None:
+        if self.player.destroyed:
+            self.detach()
+            return
         if not self.should_advance(event):
             return
         try:

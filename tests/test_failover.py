@@ -330,11 +330,12 @@ def test_a_path_is_a_json_file_store(tmp_path: Path) -> None:
         Client(USER_ID, state_store=42)  # type: ignore[arg-type]
 
 
-def test_a_corrupt_json_store_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_corrupt_json_store_is_moved_aside_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        JsonFileStore(path).load()
+    assert JsonFileStore(path).load() == {}
+    (aside,) = tmp_path.glob("state.json.corrupt-*")
+    assert aside.read_text(encoding="utf-8") == "{not json"
 
 
 def test_remove_node_moves_its_players_first(cluster: Cluster) -> None:
