@@ -42,13 +42,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _child import Child, announce  # noqa: E402
+from _child import ChildNode, serve_commands  # noqa: E402
 
 import lavasync  # noqa: E402
 from lavasync.models.events import ReadyEvent, TrackEndEvent, TrackStartEvent  # noqa: E402
@@ -60,101 +59,6 @@ GUILD = 817327181659111454
 CHANNEL = 1126593424391868476
 PROBE_GUILD = 1  #: the probe event's guild (no player there)
 CLIENT_NAME = "lavasync-bench/1.0"
-
-
-# --------------------------------------------------------------------------- child side
-
-
-def serve() -> None:
-    """Child mode (``--serve``): a FakeNode; its address and track as JSON on stdout, then one
-    JSON answer per JSON command line on stdin until stdin closes."""
-    from lavasync.testing import FakeNode
-
-    with FakeNode(name="restart") as fake:
-        track = fake.add_track("Restart Track", identifier="restart-track", length=3_600_000)
-        announce({"uri": fake.uri, "password": fake.password, "track": track})
-        for line in sys.stdin:
-            command = json.loads(line)
-            print(json.dumps(_command(fake, track, command)), flush=True)
-
-
-def _command(fake: Any, track: dict[str, Any], command: dict[str, Any]) -> dict[str, Any]:
-    op = command["op"]
-    if op == "voice_delay":
-        fake.set_voice_delay(command["seconds"])
-        return {}
-    if op == "clear":
-        fake.clear_requests()
-        return {}
-    if op == "restart":
-        now = time.time()
-        fake.expire_session(command["sid"])
-        return {"t": now}
-    if op == "emit":
-        now = time.time()
-        event = {
-            "op": "event",
-            "type": "TrackEndEvent",
-            "guildId": str(PROBE_GUILD),
-            "track": track,
-            "reason": "finished",
-        }
-        fake.emit(event, session_id=command["sid"])
-        return {"t": now}
-    if op == "session":
-        return {"sid": fake.create_session(user_id=USER_ID, resuming=True, timeout=60)}
-    if op == "drop":
-        fake.expire_session(command["sid"])
-        return {}
-    if op == "check":
-        sid = command["sid"]
-        with_track = paused = 0
-        missing: list[Any] = []
-        for guild in command["guilds"]:
-            state = fake.player(sid, guild)
-            if state is not None and state.get("track") is not None:
-                with_track += 1
-                paused += bool(state.get("paused"))
-            elif len(missing) < 3:
-                missing.append([guild, state])
-        prefix = f"/v4/sessions/{sid}/players/"
-        counts: dict[str, int] = {}
-        last = 0.0
-        for request in fake.requests:
-            key = f"{request.method} {request.status}"
-            counts[key] = counts.get(key, 0) + 1
-            if request.method == "PATCH" and request.path.startswith(prefix):
-                last = max(last, request.time)
-        return {
-            "with_track": with_track,
-            "paused": paused,
-            "missing": missing,
-            "counts": counts,
-            "last_patch": last,
-        }
-    raise ValueError(f"unknown command {op!r}")
-
-
-class ChildNode:
-    """The parent's handle on the child's FakeNode: one JSON command, one JSON answer."""
-
-    def __init__(self) -> None:
-        self.child = Child(__file__)
-        info = self.child.info
-        self.uri: str = info["uri"]
-        self.password: str = info["password"]
-        self.track: dict[str, Any] = info["track"]
-        parts = urlsplit(self.uri)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-
-    def __call__(self, op: str, **fields: Any) -> dict[str, Any]:
-        self.child.send(dict(fields, op=op))
-        answer: dict[str, Any] = json.loads(self.child.readline())
-        return answer
-
-    def close(self) -> None:
-        self.child.close()
 
 
 # --------------------------------------------------------------------------- parent side
@@ -187,7 +91,7 @@ class Bench:
         self.players = players
         self.concurrency = concurrency
         self.guilds = [GUILD + i for i in range(players)]
-        self.node_proc = ChildNode()
+        self.node_proc = ChildNode(__file__)
         self.gateway = FakeGateway(USER_ID)
         self.client = lavasync.Client(
             USER_ID,
@@ -399,7 +303,7 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve_commands("restart", USER_ID, PROBE_GUILD)
         return
 
     bench = Bench(args.players, args.concurrency, args.backoff)
