@@ -73,13 +73,14 @@ def serve_commands(name: str, user_id: int, probe_guild: int = 1) -> None:
         announce({"uri": fake.uri, "password": fake.password, "track": track})
         for line in sys.stdin:
             command = json.loads(line)
-            answer = _command(fake, track, command, user_id, probe_guild)
+            answer = run_command(fake, track, command, user_id, probe_guild)
             print(json.dumps(answer), flush=True)
 
 
-def _command(
+def run_command(
     fake: Any, track: dict[str, Any], command: dict[str, Any], user_id: int, probe_guild: int
 ) -> dict[str, Any]:
+    """One command on ``fake`` (any thread); the answer is JSON-ready."""
     op = command["op"]
     if op == "voice_delay":
         fake.set_voice_delay(command["seconds"])
@@ -167,3 +168,29 @@ class ChildNode:
 
     def close(self) -> None:
         self.child.close()
+
+
+class LocalNode:
+    """The same commands as :class:`ChildNode` on a FakeNode in this process (thread mode)."""
+
+    def __init__(self, name: str, user_id: int, probe_guild: int = 1) -> None:
+        from lavasync.testing import FakeNode
+
+        self.fake = FakeNode(name=name).start()
+        self.user_id = user_id
+        self.probe_guild = probe_guild
+        self.track: dict[str, Any] = self.fake.add_track(
+            "Bench Track", identifier="bench-track", length=3_600_000
+        )
+        self.uri = self.fake.uri
+        self.password = self.fake.password
+        self.host = self.fake.host
+        self.port = self.fake.port
+
+    def __call__(self, op: str, **fields: Any) -> dict[str, Any]:
+        return run_command(
+            self.fake, self.track, dict(fields, op=op), self.user_id, self.probe_guild
+        )
+
+    def close(self) -> None:
+        self.fake.close()

@@ -2,10 +2,12 @@
 others, against the same 1,000 PATCHes sent raw with the same concurrency in the same run.
 
 Run by hand: ``python bench/bench_failover.py [--players 1000] [--concurrency 16 128]
-[--rounds 3] [--voice both|on|off] [--backoff 0.05]``; ``--profile`` instead prints a cProfile
-of ``client.move_player`` run one player at a time on the main thread.
+[--rounds 3] [--voice both|on|off] [--backoff 0.05] [--nodes process|thread]``; ``--profile``
+instead prints a cProfile of ``client.move_player`` run one player at a time on the main thread.
 
-Three in-process FakeNodes (a, b, c) and one Client holding all three, with the client's
+Three FakeNodes (a, b, c), each in a child process (``--nodes process``, the default: like real
+nodes, their work does not share this interpreter's GIL) or all in this process (``thread``),
+and one Client holding all three, with the client's
 default ``resume_timeout`` (60 s) and ``backoff=Backoff(initial=--backoff, maximum=0.2)``.
 ``--players`` players are forced onto ``a`` (``client.player(guild, node=client.node("a"))``),
 each playing a track (and, with voice, joined to a channel through a ``FakeGateway`` first).
@@ -18,8 +20,8 @@ the session as lost at once (no wait for the resume window): the players move in
 * to first: that event until the first ``PlayerMovedEvent`` (one backoff step + the refusal);
 * move: that event until the last ``PlayerMovedEvent`` (the headline figure);
 * first->last: the first ``PlayerMovedEvent`` until the last (the moves themselves);
-* CPU per move: this process's CPU time from the disconnect to the last move, per player (the
-  fake nodes run in this process too, so it includes their share of every PATCH).
+* CPU per move: this process's CPU time from the disconnect to the last move, per player (with
+  ``--nodes thread`` it includes the fake nodes' share of every PATCH).
 
 Then every player is checked on the server side (``fake_b/c.player(sid, guild)`` holds it,
 with its track, not paused), the REST requests b and c received during the move are counted
@@ -46,20 +48,23 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
-from urllib.parse import quote, urlsplit
+from typing import Any, Optional, Union
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _child import ChildNode, LocalNode, serve_commands
 
 import lavasync
 from lavasync.models.events import NodeDisconnectedEvent, PlayerMovedEvent
 from lavasync.testing import FakeGateway, FakeNode
 
+BenchNode = Union[ChildNode, LocalNode]
+
 TARGET_PER_1000 = 1.0  #: seconds for the move, per 1,000 players
 USER_ID = 170939974227591168
 GUILD = 817327181659111454
 CHANNEL = 1126593424391868476
-FLOOR_RESUME_TIMEOUT = 60  #: the floor's sessions, as the client's default resume_timeout
 
 
 class Run:
@@ -79,10 +84,17 @@ class Run:
         self.methods: dict[str, int] = {}
 
 
-def failover(players: int, concurrency: int, voice: bool, backoff_initial: float) -> Run:
+def start_nodes(mode: str) -> dict[str, BenchNode]:
+    """FakeNodes a, b, c: each in a child process (``process``) or all in this one."""
+    if mode == "process":
+        return {name: ChildNode(__file__, name) for name in "abc"}
+    return {name: LocalNode(name, USER_ID) for name in "abc"}
+
+
+def failover(players: int, concurrency: int, voice: bool, backoff_initial: float, mode: str) -> Run:
     run = Run()
     setup_start = time.perf_counter()
-    fakes = {name: FakeNode(name=name).start() for name in "abc"}
+    fakes = start_nodes(mode)
     gateway = FakeGateway(USER_ID) if voice else None
     client = lavasync.Client(
         USER_ID,
@@ -99,7 +111,7 @@ def failover(players: int, concurrency: int, voice: bool, backoff_initial: float
             client.add_node(name, fake.uri, password=fake.password, backoff=backoff)
         for node in client.nodes:
             node.wait_ready(10)
-        track = fakes["a"].add_track("Failover Track", length=3_600_000)
+        track = fakes["a"].track
         node_a = client.node("a")
         guilds = [GUILD + i for i in range(players)]
         for guild in guilds:
@@ -116,12 +128,12 @@ def failover(players: int, concurrency: int, voice: bool, backoff_initial: float
         @client.on(NodeDisconnectedEvent)
         def on_disconnect(event: NodeDisconnectedEvent) -> None:
             if getattr(event.node, "name", None) == "a" and "disconnected" not in marks:
-                marks["disconnected"] = time.perf_counter()
+                marks["disconnected"] = time.time()
                 marks["disconnected_cpu"] = _cpu()
 
         @client.on(PlayerMovedEvent)
         def on_moved(event: PlayerMovedEvent) -> None:
-            now = time.perf_counter()
+            now = time.time()
             with lock:
                 if "first" not in marks:
                     marks["first"] = now
@@ -132,10 +144,9 @@ def failover(players: int, concurrency: int, voice: bool, backoff_initial: float
                     all_moved.set()
 
         for name in "bc":
-            fakes[name].clear_requests()
+            fakes[name]("clear")
         run.setup = time.perf_counter() - setup_start
-        killed = time.perf_counter()
-        fakes["a"].kill()
+        killed = fakes["a"]("kill")["t"]
         if not all_moved.wait(60):
             raise RuntimeError(f"only {len(moved)} of {players} players moved within 60 s")
         run.noticed = marks["disconnected"] - killed
@@ -144,12 +155,8 @@ def failover(players: int, concurrency: int, voice: bool, backoff_initial: float
         run.first_to_last = marks["last"] - marks["first"]
         run.move_cpu = marks["last_cpu"] - marks["disconnected_cpu"]
 
-        requests = fakes["b"].requests + fakes["c"].requests
-        run.requests_per_player = len(requests) / players
-        for request in requests:
-            key = f"{request.method} {request.status}"
-            run.methods[key] = run.methods.get(key, 0) + 1
         check_server_side(client, fakes, guilds, run)
+        run.requests_per_player = sum(run.methods.values()) / players
         cpu = _cpu()
         run.floor = floor(
             fakes, guilds, track["encoded"], concurrency=concurrency, voice=voice, gateway=gateway
@@ -170,24 +177,30 @@ def _cpu() -> float:
 
 
 def check_server_side(
-    client: lavasync.Client, fakes: dict[str, FakeNode], guilds: list[int], run: Run
+    client: lavasync.Client, fakes: dict[str, BenchNode], guilds: list[int], run: Run
 ) -> None:
-    """Every player is on b or c, locally and on that node, with its track, not paused."""
-    sids = {name: client.node(name).session_id for name in "bc"}
+    """Every player is on b or c, locally and on that node, with its track, not paused; the
+    requests b and c received since the kill, by method and status."""
+    on: dict[str, list[int]] = {"b": [], "c": []}
     for guild in guilds:
         player = client.get_player(guild)
         if player is None:
             raise RuntimeError(f"guild {guild}: the player is gone")
         name = player.node.name
-        sid = sids.get(name)
-        state = fakes[name].player(sid, guild) if sid is not None else None
-        if state is None or state.get("track") is None or state.get("paused"):
-            raise RuntimeError(f"guild {guild}: not playing on {name} after the move: {state}")
-        run.spread[name] = run.spread.get(name, 0) + 1
+        if name not in on:
+            raise RuntimeError(f"guild {guild}: still on {name} after the move")
+        on[name].append(guild)
+    for name, theirs in on.items():
+        check = fakes[name]("check", sid=client.node(name).session_id, guilds=theirs)
+        if check["with_track"] != len(theirs) or check["paused"]:
+            raise RuntimeError(f"not every player plays on {name} after the move: {check}")
+        run.spread[name] = len(theirs)
+        for key, count in check["counts"].items():
+            run.methods[key] = run.methods.get(key, 0) + count
 
 
 def floor(
-    fakes: dict[str, FakeNode],
+    fakes: dict[str, BenchNode],
     guilds: list[int],
     encoded: str,
     *,
@@ -199,9 +212,8 @@ def floor(
     b and c alternately, to fresh sessions. Returns the wall time for all of them."""
     targets = []
     for name in "bc":
-        fake = fakes[name]
-        sid = fake.create_session(user_id=USER_ID, resuming=True, timeout=FLOOR_RESUME_TIMEOUT)
-        targets.append((fake, f"/v4/sessions/{quote(sid, safe='')}/players"))
+        sid = fakes[name]("session")["sid"]
+        targets.append((name, sid, f"/v4/sessions/{quote(sid, safe='')}/players"))
     headers = {
         "Authorization": fakes["b"].password,
         "Client-Name": "lavasync-bench/1.0",
@@ -223,22 +235,21 @@ def floor(
                 "sessionId": state.get("session_id", "s"),
                 "channelId": str(CHANNEL + guild % 1000),
             }
-        fake, path = targets[index % 2]
-        bodies.append((fake, f"{path}/{guild}", json.dumps(body, separators=(",", ":")).encode()))
+        name, _, path = targets[index % 2]
+        bodies.append((name, f"{path}/{guild}", json.dumps(body, separators=(",", ":")).encode()))
     chunks = [bodies[i::concurrency] for i in range(concurrency)]
     barrier = threading.Barrier(concurrency + 1)
     failures: list[BaseException] = []
 
-    def worker(chunk: list[tuple[FakeNode, str, bytes]]) -> None:
+    def worker(chunk: list[tuple[str, str, bytes]]) -> None:
         conns: dict[str, http.client.HTTPConnection] = {}
         try:
-            for fake, _, _ in chunk:
-                if fake.name not in conns:
-                    parts = urlsplit(fake.uri)
-                    conns[fake.name] = http.client.HTTPConnection(fake.host, parts.port)
+            for name, _, _ in chunk:
+                if name not in conns:
+                    conns[name] = http.client.HTTPConnection(fakes[name].host, fakes[name].port)
             barrier.wait()
-            for fake, target, data in chunk:
-                conn = conns[fake.name]
+            for name, target, data in chunk:
+                conn = conns[name]
                 request_headers = dict(headers)
                 request_headers["Content-Length"] = str(len(data))
                 conn.request("PATCH", target, body=data, headers=request_headers)
@@ -261,12 +272,17 @@ def floor(
     ]
     for thread in threads:
         thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    barrier.wait()
-    elapsed = time.perf_counter() - start
+    try:
+        barrier.wait()
+        start = time.perf_counter()
+        barrier.wait()
+        elapsed = time.perf_counter() - start
+    except threading.BrokenBarrierError:
+        elapsed = 0.0
     for thread in threads:
         thread.join()
+    for name, sid, _ in targets:
+        fakes[name]("drop", sid=sid)
     if failures:
         raise failures[0]
     return elapsed
@@ -333,8 +349,18 @@ def main() -> None:
     parser.add_argument(
         "--backoff", type=float, default=0.05, help="Backoff.initial (the default is 0.5 s)"
     )
+    parser.add_argument(
+        "--nodes",
+        choices=("process", "thread"),
+        default="process",
+        help="each FakeNode in a child process (default) or all in this one",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one move at a time")
+    parser.add_argument("--serve", metavar="NAME", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve_commands(args.serve, USER_ID)
+        return
     if args.profile:
         print(profile_move(args.players))
         return
@@ -342,7 +368,8 @@ def main() -> None:
     target = TARGET_PER_1000 * args.players / 1000
 
     print(
-        f"python {sys.version.split()[0]}, 3 in-process FakeNodes, {args.players} players on a, "
+        f"python {sys.version.split()[0]}, 3 FakeNodes ({args.nodes}), {args.players} players "
+        "on a, "
         f"default resume_timeout (60 s), backoff {args.backoff}..{max(0.2, args.backoff)} s; "
         f"median (best) of {args.rounds} failovers per row\n"
     )
@@ -354,7 +381,8 @@ def main() -> None:
     for voice in voices:
         for concurrency in args.concurrency:
             runs = [
-                failover(args.players, concurrency, voice, args.backoff) for _ in range(args.rounds)
+                failover(args.players, concurrency, voice, args.backoff, args.nodes)
+                for _ in range(args.rounds)
             ]
             n = args.players
             moves = [r.move for r in runs]
@@ -385,8 +413,8 @@ def main() -> None:
         f"<= {target:.2f} s target ({TARGET_PER_1000:.0f} s per 1,000)\n"
         "(move = NodeDisconnectedEvent of a -> last PlayerMovedEvent; ratio = first->last / "
         "floor, medians: the moves against the same PATCHes sent raw with the same concurrency;\n"
-        " cpu/move = this process's CPU from the disconnect to the last move per player, the "
-        "in-process fake nodes included; floor cpu = the same per raw PATCH)"
+        " cpu/move = this process's CPU from the disconnect to the last move per player (the "
+        "fake nodes' too with --nodes thread); floor cpu = the same per raw PATCH)"
     )
 
 
