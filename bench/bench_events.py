@@ -378,7 +378,8 @@ def _socket_ws(read_ahead: bool) -> tuple[Any, socket.socket]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
-    ws.sock = _ReadAheadSocket(a) if read_ahead else a
+    end: Any = _ReadAheadSocket(a) if read_ahead else a  # a socket by duck typing
+    ws.sock = end
     ws.connected = True
     return ws, b
 
