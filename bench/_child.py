@@ -69,7 +69,7 @@ def serve_commands(name: str, user_id: int, probe_guild: int = 1) -> None:
     from lavasync.testing import FakeNode
 
     with FakeNode(name=name) as fake:
-        track = fake.add_track("Bench Track", identifier="bench-track", length=3_600_000)
+        track = fake.add_track("Bench Track", identifier="bench-track", length=3_600_000).to_wire()
         announce({"uri": fake.uri, "password": fake.password, "track": track})
         for line in sys.stdin:
             command = json.loads(line)
@@ -181,7 +181,7 @@ class LocalNode:
         self.probe_guild = probe_guild
         self.track: dict[str, Any] = self.fake.add_track(
             "Bench Track", identifier="bench-track", length=3_600_000
-        )
+        ).to_wire()
         self.uri = self.fake.uri
         self.password = self.fake.password
         self.host = self.fake.host

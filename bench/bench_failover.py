@@ -118,7 +118,7 @@ def failover(players: int, concurrency: int, voice: bool, backoff_initial: float
             player = client.player(guild, node=node_a)
             if voice:
                 player.connect(CHANNEL + guild % 1000, self_deaf=True)
-            player.play(track.encoded)
+            player.play(track["encoded"])
 
         lock = threading.Lock()
         marks: dict[str, float] = {}
