@@ -170,7 +170,8 @@ class Client:
     default) keeps session ids and player state so that a restarted process takes its players
     back. ``send_gateway(guild_id, payload)`` is the host's hook for OP 4 payloads
     (``{"op": 4, "d": {...}}``); it is called on the thread that asked for the voice change (or
-    the dispatcher thread for automatic rejoins). The host writes it to the shard that owns the
+    a ``lavasync-worker-*`` thread for automatic rejoins and lost-player expiry; never a
+    reader). The host writes it to the shard that owns the
     guild. Feed every gateway dispatch to :meth:`handle_gateway`.
     """
 

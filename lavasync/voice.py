@@ -177,7 +177,9 @@ class VoiceConnection:
                 _remaining(deadline),
             )
             if self._cancelled is not None:
-                raise LavasyncError(
+                if self._cancelled == "closed":
+                    raise ClientClosedError("the client was closed while connect() waited")
+                raise PlayerDestroyedError(
                     f"guild {self._player.guild_id}: connect cancelled ({self._cancelled})"
                 )
             if ok:

@@ -441,3 +441,26 @@ def test_the_transport_refuses_rest_on_a_reader_thread(stack: ExitStack) -> None
     thread.join(5)
     assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)
     assert all(r.path != "/v4/stats" for r in bot.fakes["a"].requests)
+
+
+def test_close_wakes_a_connect_waiting_for_discord_with_client_closed(stack: ExitStack) -> None:
+    fake = stack.enter_context(FakeNode())
+    client = Client(USER_ID, lambda guild, payload: None)  # Discord never answers
+    stack.callback(client.close)
+    client.add_node("a", fake.uri, password=fake.password, backoff=FAST).wait_ready(5)
+    player = client.player(3)
+    outcome: list[BaseException] = []
+
+    def join() -> None:
+        try:
+            player.connect(1234, timeout=None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=join, name="test-connect")
+    caller.start()
+    wait_until(lambda: player.voice is not None and player.voice._joining, 5)
+    assert client.close(3) is True
+    caller.join(2)
+    assert not caller.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
