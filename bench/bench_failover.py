@@ -1,7 +1,7 @@
 """Failover: how long lavasync takes to move 1,000 playing players off a crashed node onto two
 others, against the same 1,000 PATCHes sent raw with the same concurrency in the same run.
 
-Run by hand: ``python bench/bench_failover.py [--players 1000] [--concurrency 16 128]
+Run by hand: ``python bench/bench_failover.py [--players 1000] [--concurrency 16 256]
 [--rounds 3] [--voice both|on|off] [--backoff 0.05] [--nodes process|thread]``; ``--profile``
 instead prints a cProfile of ``client.move_player`` run one player at a time on the main thread.
 
@@ -341,8 +341,8 @@ def main() -> None:
         "--concurrency",
         type=int,
         nargs="+",
-        default=[16, 128],
-        help="move_concurrency values (128 is the client's default)",
+        default=[16, 256],
+        help="move_concurrency values (256 is the client's default)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="failovers per row (median, best)")
     parser.add_argument("--voice", choices=("both", "on", "off"), default="both")

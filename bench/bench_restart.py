@@ -3,10 +3,10 @@ every player is back with its track, against the same 1,000 voice PATCHes sent r
 concurrency and the same voice delay in the same run.
 
 Run by hand: ``python bench/bench_restart.py [--players 1000] [--rounds 5] [--voice-delay 0.2]
-[--concurrency 128] [--backoff 0.05]``.
+[--concurrency 256] [--backoff 0.05]``.
 
 One FakeNode runs in a child process (its work does not share this interpreter's GIL); a Client
-(``move_concurrency=--concurrency``, the client's default 128) holds it with the default
+(``move_concurrency=--concurrency``, the client's default 256) holds it with the default
 ``resume_timeout`` and ``backoff=Backoff(initial=--backoff, maximum=0.2)``. Setup (not
 measured): ``--players`` players, each joined to a voice channel through a ``FakeGateway`` and
 playing a track. Then the node's voice PATCHes are made to block ``--voice-delay`` seconds each
@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="restarts (median, best)")
     parser.add_argument("--voice-delay", type=float, default=0.2, help="seconds per voice PATCH")
     parser.add_argument(
-        "--concurrency", type=int, default=128, help="move_concurrency (the default is 128)"
+        "--concurrency", type=int, default=256, help="move_concurrency (the default is 256)"
     )
     parser.add_argument(
         "--backoff", type=float, default=0.05, help="Backoff.initial (the default is 0.5 s)"

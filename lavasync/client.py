@@ -187,7 +187,7 @@ class Client:
         penalty: Optional[Penalty] = None,
         destroy_on_kick: bool = True,
         listener_error_hook: Optional[Callable[[BaseException, Any, Any], Any]] = None,
-        move_concurrency: int = 128,
+        move_concurrency: int = 256,
         lost_player_timeout: float = 30.0,
         state_store: Union[StateStore, str, os.PathLike[str], None] = None,
         save_interval: float = 5.0,
