@@ -185,7 +185,9 @@ _KNOWN_ROUTES = frozenset(
 
 
 def _plain(segment: str) -> bool:
-    """A segment that names a route (``players``, ``lyrics``), not an id or a value."""
+    """A segment that names a route (``players``, ``lyrics``, ``v4``), not an id or a value."""
+    if segment in ("v3", "v4", "v5"):
+        return True
     return 0 < len(segment) <= 32 and segment.replace("-", "").replace("_", "").isalpha()
 
 
