@@ -326,7 +326,7 @@ def test_a_raising_hook_breaks_no_call_and_is_logged_once_per_method(
 def test_objects_that_are_no_hook_are_refused() -> None:
     with pytest.raises(ValueError, match="metrics"):
         Client(USER_ID, metrics=object())
-    with pytest.raises(ValueError, match="metrics.load"):
+    with pytest.raises(ValueError, match=r"metrics\.load"):
         Client(USER_ID, metrics=type("Odd", (), {"load": 3})())
 
 
