@@ -40,7 +40,9 @@ from .errors import (
     LavasyncError,
     NodeUnavailableError,
 )
+from .metrics import _load_label, _SafeMetrics, _wrap
 from .models import LoadResult, PlayerInfo, Track, snowflake
+from .models import events as _events
 from .models.events import Event, PlayerEvent, PlayerUpdateEvent
 from .node import Backoff, Node, NodeState
 from .player import Player
@@ -173,6 +175,10 @@ class Client:
     a ``lavasync-worker-*`` thread for automatic rejoins and lost-player expiry; never a
     reader). The host writes it to the shard that owns the
     guild. Feed every gateway dispatch to :meth:`handle_gateway`.
+
+    ``metrics`` is an optional hook fed with REST latency, WebSocket round trips, reconnects,
+    resumes, moves, load types, track exceptions and stuck tracks (see :mod:`lavasync.metrics`;
+    :class:`lavasync.ext.prometheus.PrometheusMetrics` is one); its methods must not block.
     """
 
     def __init__(
@@ -191,6 +197,7 @@ class Client:
         lost_player_timeout: float = 30.0,
         state_store: Union[StateStore, str, os.PathLike[str], None] = None,
         save_interval: float = 5.0,
+        metrics: Optional[Any] = None,
     ) -> None:
         self.user_id = snowflake(user_id, "user_id")
         if self.user_id == 0:
@@ -247,6 +254,12 @@ class Client:
         self._save_lock = threading.RLock()  # reentrant: a store's save() may call close()
         self._store_final = False  # close() wrote the last state: nothing may overwrite it
         self._saver = SaveScheduler(self._save_in_background, save_interval)
+        #: The metrics hook given as ``metrics=`` (see :mod:`lavasync.metrics`), or None.
+        self.metrics = metrics
+        self._metrics = _wrap(metrics)  # raises ValueError for an object that is no hook
+        bind = getattr(metrics, "bind", None)
+        if callable(bind):
+            bind(self)
         # last: a constructor that raises leaves no thread behind
         self._dispatcher.start()
         self._saver.start()
@@ -367,6 +380,7 @@ class Client:
                 raise ValueError(f"a node named {name!r} already exists")
             self._nodes[name] = node
             self._restore_players(node)
+        node.rest.transport.metrics = self._metrics
         node.connect()
         return node
 
@@ -489,7 +503,13 @@ class Client:
         if not isinstance(identifier, str) or not identifier.strip():
             raise ValueError("identifier must be a non-empty string")
         target = self._rest_node(node)
-        return target.rest.load_tracks(identifier, raise_on_error=raise_on_error, timeout=timeout)
+        result = target.rest.load_tracks(identifier, timeout=timeout)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.load(_load_label(result.load_type))
+        if raise_on_error:
+            result.raise_for_error(identifier)
+        return result
 
     def decode_tracks(self, encoded: Sequence[str], *, node: Optional[Node] = None) -> list[Track]:
         """Decode tracks on a node (``POST /v4/decodetracks``). See also lavasync.decode_track.
@@ -690,6 +710,23 @@ class Client:
         if buffer is not None:
             buffer.put(event)
         self._dispatcher.submit(event)
+        if self._metrics is not None and type(event) is not PlayerUpdateEvent:
+            self._observe_event(event)
+
+    #: the guarded metrics hook (None: no ``metrics=``)
+    _metrics: Optional[_SafeMetrics] = None
+
+    def _observe_event(self, event: Event) -> None:
+        """Count the events the metrics hook wants (any thread, reader included: cheap)."""
+        metrics = self._metrics
+        if metrics is None:
+            return
+        if isinstance(event, _events.TrackExceptionEvent):
+            metrics.track_exception(getattr(event.node, "name", ""))
+        elif isinstance(event, _events.TrackStuckEvent):
+            metrics.track_stuck(getattr(event.node, "name", ""))
+        elif isinstance(event, _events.PlayerMovedEvent):
+            metrics.move(str(event.reason))
 
     # ------------------------------------------------------------------ node callbacks
     # Called on reader threads: state changes only; anything slow goes to the workers.
@@ -1062,6 +1099,50 @@ class Client:
                 "uri": node.uri,
             }
         return report
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """The gauges a metrics backend reads when it is scraped (cheap, no network, no user
+        code; callable from any thread).
+
+        ``buffers``: for ``"poll"`` (absent with ``poll_events=False``) and ``"listener"``,
+        ``depth`` (events waiting), ``capacity``, ``coalesced`` and ``dropped`` (running totals).
+        ``nodes``: per node name, ``state`` (a :class:`~lavasync.node.NodeState` value),
+        ``available``, ``players`` and ``ping`` (ms or None). ``players``: the total.
+        """
+        buffers: dict[str, dict[str, int]] = {}
+        poll = self._poll
+        if poll is not None:
+            buffers["poll"] = _buffer_gauges(poll)
+        buffers["listener"] = _buffer_gauges(self._dispatcher.buffer)
+        with self._lock:
+            nodes = list(self._nodes.values())
+            on_node: dict[str, int] = {}
+            for player in self._players.values():
+                name = player._node.name
+                on_node[name] = on_node.get(name, 0) + 1
+            total = len(self._players)
+        return {
+            "buffers": buffers,
+            "nodes": {
+                node.name: {
+                    "state": node.state.value,
+                    "available": node.available,
+                    "players": on_node.get(node.name, 0),
+                    "ping": node.ping,
+                }
+                for node in nodes
+            },
+            "players": total,
+        }
+
+
+def _buffer_gauges(buffer: EventBuffer) -> dict[str, int]:
+    return {
+        "depth": len(buffer),
+        "capacity": buffer.maxsize,
+        "coalesced": buffer.coalesced,
+        "dropped": buffer.dropped,
+    }
 
 
 def _readable_state(data: Any) -> dict[str, Any]:

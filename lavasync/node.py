@@ -52,7 +52,13 @@ from .models.events import (
 )
 from .rest import RestClient
 from .transport.rest import RestTransport
-from .transport.websocket import SocketClosed, SocketTimeout, WebSocketConnection, websocket_url
+from .transport.websocket import (
+    PONG,
+    SocketClosed,
+    SocketTimeout,
+    WebSocketConnection,
+    websocket_url,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -361,6 +367,7 @@ class Node:
 
     def _run(self) -> None:
         attempt = 0
+        dropped = False  # a connection of this node was lost: the next one is a reconnect
         try:
             while not self._stop.is_set():
                 self._set_state(NodeState.CONNECTING)
@@ -419,6 +426,8 @@ class Node:
                         return
                     continue
                 self._last_error = None  # connected: the handshake went through
+                if dropped:
+                    self._observe("reconnect")
                 if self._stop.is_set():
                     conn.close()
                     return
@@ -430,6 +439,8 @@ class Node:
                 with self._lock:
                     self._conn = None
                     self._generation += 1
+                    self.ping = None  # that socket's round trip says nothing about the next
+                dropped = True
                 conn.close()
                 if self._stop.is_set():
                     return
@@ -534,6 +545,8 @@ class Node:
         conn.set_timeout(interval)
         last_frame = time.monotonic()  # any frame, pongs included: proof the socket lives
         ping_sent: Optional[float] = None
+        timed: Optional[float] = None  # when the ping awaiting its pong left (round-trip time)
+        last_ping = last_frame
         handle = self._handle_frame
         recv = conn.recv
         while not self._stop.is_set():
@@ -544,7 +557,7 @@ class Node:
                 if ping_sent is not None and now - ping_sent >= self.ping_timeout:
                     return None, "ping timeout"
                 if now - last_frame >= interval and ping_sent is None:
-                    ping_sent = now
+                    ping_sent = timed = last_ping = now
                     if not conn.ping():
                         return None, "ping failed"
                     conn.set_timeout(min(interval, self.ping_timeout))
@@ -558,7 +571,33 @@ class Node:
                 conn.set_timeout(interval)
             if data:
                 handle(data)
+                if now - last_ping >= interval:
+                    # a busy socket needs no ping to prove it lives, but one per interval
+                    # keeps the round-trip time (node.ping) current
+                    timed = last_ping = now
+                    if not conn.ping():
+                        return None, "ping failed"
+            elif data is PONG and timed is not None:
+                self._on_pong(now - timed)
+                timed = None
         return 1000, "closed by the client"
+
+    #: The WebSocket round-trip time in ms (the last ping's), None until a ping on the current
+    #: connection was answered. ``Client.health()`` reports it.
+    ping: Optional[float] = None
+
+    def _on_pong(self, seconds: float) -> None:
+        """A ping came back (reader thread): record its round trip."""
+        self.ping = seconds * 1000.0
+        metrics = getattr(self._client, "_metrics", None)
+        if metrics is not None:
+            metrics.ws_rtt(self.name, seconds)
+
+    def _observe(self, what: str) -> None:
+        """Report ``reconnect``/``resume`` of this node to the client's metrics hook."""
+        metrics = getattr(self._client, "_metrics", None)
+        if metrics is not None:
+            getattr(metrics, what)(self.name)
 
     def _handle_frame(self, data: Any) -> None:
         """Decode one frame and route it. Bad frames are logged and skipped."""
@@ -654,6 +693,7 @@ class Node:
         self._emit(NodeConnectedEvent(sid, resumed, node=self))
         if resumed:
             self._emit(NodeResumedEvent(sid, node=self))
+            self._observe("resume")
         return True
 
     # ----------------------------------------------------------------- helpers for players

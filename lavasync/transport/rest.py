@@ -445,6 +445,15 @@ class RestTransport:
         state = "closed" if self._closed else "open"
         return f"<RestTransport {self.base_uri} {state}>"
 
+    #: The client's metrics hook (a guarded ``lavasync.metrics`` view), or None: set by the
+    #: client on its nodes' transports; each answered call is reported to it.
+    metrics: Optional[Any] = None
+
+    def _observe(self, method: str, path: str, status: int, started: float) -> None:
+        hook = self.metrics
+        if hook is not None:
+            hook.timed_rest(method, path, status, time.perf_counter() - started)
+
     def request(
         self,
         method: str,
@@ -510,6 +519,7 @@ class RestTransport:
         prepared.headers = cast("CaseInsensitiveDict[str]", headers)
         prepared.body = body
         prepared.hooks = _NO_HOOKS
+        started = time.perf_counter() if self.metrics is not None else 0.0
 
         try:
             # A prepared urllib3 Timeout is accepted as is (the stubs only list numbers).
@@ -524,6 +534,8 @@ class RestTransport:
             urllib3.exceptions.HTTPError,
         ) as exc:
             self._rate.failed()
+            if started and not self._closed:  # no answer: status 0
+                self._observe(method, path, 0, started)
             if self._closed:  # close() aborted the call
                 raise ClientClosedError(f"REST transport for {self.base_uri} is closed") from exc
             if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
@@ -536,6 +548,8 @@ class RestTransport:
             ) from exc
 
         status = response.status_code
+        if started:
+            self._observe(method, path, status, started)
         retry_after = self._rate.update(response.headers, status)
         if status == 429:
             delay = 1.0 if retry_after is None else retry_after

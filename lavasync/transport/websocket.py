@@ -23,7 +23,7 @@ from ..errors import (
     TLSError,
 )
 
-__all__ = ["SocketClosed", "SocketTimeout", "WebSocketConnection", "websocket_url"]
+__all__ = ["PONG", "SocketClosed", "SocketTimeout", "WebSocketConnection", "websocket_url"]
 
 
 class SocketClosed(Exception):
@@ -54,6 +54,24 @@ def websocket_url(base_uri: str) -> str:
 _TEXT = websocket.ABNF.OPCODE_TEXT
 _BINARY = websocket.ABNF.OPCODE_BINARY
 _CLOSE = websocket.ABNF.OPCODE_CLOSE
+_PONG = websocket.ABNF.OPCODE_PONG
+
+
+class _Pong:
+    """The type of :data:`PONG`: false like the None of a ping, told apart by identity."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "PONG"
+
+
+#: What :meth:`WebSocketConnection.recv` returns for a pong (``data is PONG``); it is falsy,
+#: so code that skips empty frames skips it too.
+PONG = _Pong()
 
 
 class _ReadAheadSocket:
@@ -225,8 +243,9 @@ class WebSocketConnection:
         """Receive timeout for :meth:`recv` (None blocks)."""
         self._ws.settimeout(timeout)
 
-    def recv(self) -> Optional[Union[bytes, str]]:
-        """The next text (or binary) frame's payload; None for a ping or pong (a sign of life).
+    def recv(self) -> Union[bytes, str, _Pong, None]:
+        """The next text (or binary) frame's payload; :data:`PONG` for a pong, None for a ping
+        (both falsy: a sign of life, no data).
 
         Pings are answered by websocket-client itself. Raises :class:`SocketTimeout` when
         nothing came within the timeout, :class:`SocketClosed` when the socket is gone.
@@ -244,6 +263,8 @@ class WebSocketConnection:
         if opcode == _CLOSE:
             code, reason = _parse_close(data)
             raise SocketClosed(code, reason)
+        if opcode == _PONG:
+            return PONG
         return None
 
     def ping(self) -> bool:
