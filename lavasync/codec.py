@@ -650,22 +650,24 @@ def decode_track(encoded: str) -> Track:
     DecodeError.
     """
     track_cls, info_cls = _MODELS or _load_models()
-    p = _parse(encoded)
+    (_, _, _, title, author, length, identifier, stream, uri, art, isrc, source, _, pos, _) = (
+        _parse(encoded)
+    )
     # Filled in directly, as the models' compiled wire decoder does (no __init__ call: the
     # values are already checked and neither class has a __post_init__).
     info = _new(info_cls)
     info.__dict__ = {
-        "identifier": p[6],
-        "is_seekable": not p[7],
-        "author": p[4],
-        "length": p[5],
-        "is_stream": p[7],
-        "position": p[13],
-        "title": p[3],
-        "uri": p[8],
-        "source_name": p[11],
-        "artwork_url": p[9],
-        "isrc": p[10],
+        "identifier": identifier,
+        "is_seekable": not stream,
+        "author": author,
+        "length": length,
+        "is_stream": stream,
+        "position": pos,
+        "title": title,
+        "uri": uri,
+        "source_name": source,
+        "artwork_url": art,
+        "isrc": isrc,
     }
     track = _new(track_cls)
     # plugin_info and user_data (empty: not in the blob) are made on first read

@@ -507,15 +507,21 @@ class Player:
 
     @contextmanager
     def _call(self, timeout: Optional[float]) -> Iterator[None]:
-        limit = self._client.call_timeout if timeout is None else timeout
-        if not self._call_lock.acquire(timeout=-1 if limit is None else limit):
-            raise LavasyncTimeoutError(
-                f"guild {self.guild_id}: another call on this player did not finish in {limit} s"
-            )
+        lock = self._take_call_lock(timeout)
         try:
             yield
         finally:
-            self._call_lock.release()
+            lock.release()
+
+    def _take_call_lock(self, timeout: Optional[float]) -> threading.Lock:
+        """Acquire the call lock (LavasyncTimeoutError after ``timeout``); the caller releases."""
+        limit = self._client.call_timeout if timeout is None else timeout
+        lock = self._call_lock
+        if not lock.acquire(timeout=-1 if limit is None else limit):
+            raise LavasyncTimeoutError(
+                f"guild {self.guild_id}: another call on this player did not finish in {limit} s"
+            )
+        return lock
 
     def _update(
         self,
@@ -527,8 +533,11 @@ class Player:
     ) -> PlayerInfo:
         update.validate()
         self._check_alive()
-        with self._call(timeout):
+        lock = self._take_call_lock(timeout)  # not _call(): no generator on the hot path
+        try:
             return self._update_locked(update, no_replace=no_replace, timeout=timeout, play=play)
+        finally:
+            lock.release()
 
     def _update_locked(
         self,
