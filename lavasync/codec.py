@@ -33,7 +33,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .errors import DecodeError
 
@@ -176,6 +176,14 @@ def _mutf8_decode(chunk: bytes, name: str) -> str:
     4-byte sequences. Surrogate pairs are rewritten as 4-byte UTF-8 before decoding; anything
     unusual (lone surrogates, overlong forms, errors) goes to the exact, slow reader.
     """
+    try:  # most text is plain UTF-8 (CJK, accents): one C-level decode settles it
+        text = chunk.decode()
+    except UnicodeDecodeError:
+        pass  # NUL as C0 80 or surrogate pairs (emoji): rewritten below
+    else:
+        if max(text, default="") < "\U00010000":
+            return text
+        return _java_decode(chunk, name)  # raises: Java has no 4-byte sequences
     if _HIGH.search(chunk):
         return _java_decode(chunk, name)  # raises: Java has no 4-byte sequences
     data = chunk
@@ -609,23 +617,28 @@ _INFO_ORDER = (
     "artwork_url",
     "isrc",
 )
-_MODELS: Optional[tuple[type[Track], Callable[..., TrackInfo]]] = None
+_MODELS: Optional[tuple[type[Track], type[TrackInfo]]] = None
+_new = object.__new__
 
 
-def _load_models() -> tuple[type[Track], Callable[..., TrackInfo]]:
+def _load_models() -> tuple[type[Track], type[TrackInfo]]:
     # Imported on first use so that the dict-level layer (used by the fake node) needs no
     # models; cached because an import statement in the hot path costs more than the parse.
     global _MODELS
     from .models import Track, TrackInfo
 
-    make_info: Callable[..., TrackInfo] = TrackInfo
-    names = tuple(field.name for field in dataclasses.fields(TrackInfo))
-    if names[: len(_INFO_ORDER)] != _INFO_ORDER:  # fields reordered: fall back to keywords
-
-        def make_info(*values: Any) -> TrackInfo:
-            return TrackInfo(**dict(zip(_INFO_ORDER, values)))
-
-    _MODELS = (Track, make_info)
+    # decode_track fills the instances' __dict__ directly: that needs exactly these fields
+    # and no __post_init__ (a test keeps this true).
+    info_names = tuple(field.name for field in dataclasses.fields(TrackInfo))
+    track_names = tuple(field.name for field in dataclasses.fields(Track))
+    if (
+        info_names != _INFO_ORDER
+        or track_names != ("encoded", "info", "plugin_info", "user_data")
+        or hasattr(Track, "__post_init__")
+        or hasattr(TrackInfo, "__post_init__")
+    ):
+        raise RuntimeError("lavasync.codec.decode_track does not match the Track models")
+    _MODELS = (Track, TrackInfo)
     return _MODELS
 
 
@@ -636,11 +649,30 @@ def decode_track(encoded: str) -> Track:
     not in the blob). Use :func:`decode_blob` for the version and source section. Raises
     DecodeError.
     """
-    track_cls, make_info = _MODELS or _load_models()
-    p = _parse(encoded)
-    # positional, in the order of _INFO_ORDER (TrackInfo's own field order)
-    info = make_info(p[6], not p[7], p[4], p[5], p[7], p[13], p[3], p[8], p[11], p[9], p[10])
-    return track_cls(encoded, info)
+    track_cls, info_cls = _MODELS or _load_models()
+    (_, _, _, title, author, length, identifier, stream, uri, art, isrc, source, _, pos, _) = (
+        _parse(encoded)
+    )
+    # Filled in directly, as the models' compiled wire decoder does (no __init__ call: the
+    # values are already checked and neither class has a __post_init__).
+    info = _new(info_cls)
+    info.__dict__ = {
+        "identifier": identifier,
+        "is_seekable": not stream,
+        "author": author,
+        "length": length,
+        "is_stream": stream,
+        "position": pos,
+        "title": title,
+        "uri": uri,
+        "source_name": source,
+        "artwork_url": art,
+        "isrc": isrc,
+    }
+    track = _new(track_cls)
+    # plugin_info and user_data (empty: not in the blob) are made on first read
+    track.__dict__ = {"encoded": encoded, "info": info}
+    return track
 
 
 def encode_track(track: Track) -> str:

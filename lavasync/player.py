@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
 
 from .codec import check_blob
 from .errors import (
@@ -73,16 +73,15 @@ class Player:
 
     __slots__ = (
         "__weakref__",
-        "_call_lock",
+        "_call_lk",
         "_client",
         "_cond",
         "_connected",
         "_destroyed",
         "_end_time",
         "_ends_for",
-        "_filters",
+        "_filters_v",
         "_last_end",
-        "_lock",
         "_node",
         "_paused",
         "_ping",
@@ -91,6 +90,7 @@ class Player:
         "_seg",
         "_sent_any",
         "_started",
+        "_state_lk",
         "_track",
         "_voice",
         "_volume",
@@ -102,13 +102,15 @@ class Player:
         self._client = client
         self.guild_id = guild_id
         self._node = node
-        self._call_lock = threading.Lock()
-        self._lock = threading.Lock()
+        # Both locks and the empty Filters are made on first use (see _lazy): an idle player
+        # (created, never called) is then about a third of the memory.
+        self._call_lk: Optional[threading.Lock] = None
+        self._state_lk: Optional[threading.Lock] = None
         self._cond: Optional[threading.Condition] = None  # made on first wait
         self._track: Optional[Track] = None
         self._paused = False
         self._volume = 100
-        self._filters = Filters()
+        self._filters_v: Optional[Filters] = None  # None: none set yet (an empty Filters())
         self._connected = False
         self._ping = -1
         self._end_time: Optional[int] = None
@@ -126,6 +128,27 @@ class Player:
         self._sent_any = False  # has the node heard of this player yet?
         #: the fresh session of its node this player must be rebuilt on before any other call
         self._rebuild_for: Optional[str] = None
+
+    @property
+    def _call_lock(self) -> threading.Lock:
+        """Serialises this player's calls (made on first use)."""
+        lock = self._call_lk
+        return lock if lock is not None else _lazy(self, "_call_lk", threading.Lock)
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """Guards the state fields (made on first use)."""
+        lock = self._state_lk
+        return lock if lock is not None else _lazy(self, "_state_lk", threading.Lock)
+
+    @property
+    def _filters(self) -> Filters:
+        filters = self._filters_v
+        return filters if filters is not None else _lazy(self, "_filters_v", Filters)
+
+    @_filters.setter
+    def _filters(self, filters: Filters) -> None:
+        self._filters_v = filters
 
     def __repr__(self) -> str:
         title = self._track.info.title if self._track is not None else None
@@ -484,15 +507,21 @@ class Player:
 
     @contextmanager
     def _call(self, timeout: Optional[float]) -> Iterator[None]:
-        limit = self._client.call_timeout if timeout is None else timeout
-        if not self._call_lock.acquire(timeout=-1 if limit is None else limit):
-            raise LavasyncTimeoutError(
-                f"guild {self.guild_id}: another call on this player did not finish in {limit} s"
-            )
+        lock = self._take_call_lock(timeout)
         try:
             yield
         finally:
-            self._call_lock.release()
+            lock.release()
+
+    def _take_call_lock(self, timeout: Optional[float]) -> threading.Lock:
+        """Acquire the call lock (LavasyncTimeoutError after ``timeout``); the caller releases."""
+        limit = self._client.call_timeout if timeout is None else timeout
+        lock = self._call_lock
+        if not lock.acquire(timeout=-1 if limit is None else limit):
+            raise LavasyncTimeoutError(
+                f"guild {self.guild_id}: another call on this player did not finish in {limit} s"
+            )
+        return lock
 
     def _update(
         self,
@@ -504,8 +533,11 @@ class Player:
     ) -> PlayerInfo:
         update.validate()
         self._check_alive()
-        with self._call(timeout):
+        lock = self._take_call_lock(timeout)  # not _call(): no generator on the hot path
+        try:
             return self._update_locked(update, no_replace=no_replace, timeout=timeout, play=play)
+        finally:
+            lock.release()
 
     def _update_locked(
         self,
@@ -764,6 +796,23 @@ class Player:
             machine = player._voice_machine()
             machine.restore(voice)
         return player
+
+
+#: Taken only to make a player's lock or Filters the first time one is needed.
+_LAZY_LOCK = threading.Lock()
+
+_T = TypeVar("_T")
+
+
+def _lazy(player: Player, slot: str, make: Callable[[], _T]) -> _T:
+    """The value of ``slot`` on ``player``, made by ``make()`` if it is still None: every thread
+    gets the same object."""
+    with _LAZY_LOCK:
+        value = getattr(player, slot)
+        if value is None:
+            value = make()
+            setattr(player, slot, value)
+        return cast(_T, value)
 
 
 def _player_gone(exc: RestError) -> bool:

@@ -61,6 +61,14 @@ class Track(WireModel):
     plugin_info: dict[str, Any] = dataclasses.field(default_factory=dict)
     user_data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when the instance has no such attribute: a Track made by
+        # lavasync.decode_track leaves its (always empty) plugin_info and user_data out until
+        # first read, then keeps that dict (setdefault: every thread gets the same one).
+        if name in ("plugin_info", "user_data"):
+            return self.__dict__.setdefault(name, {})
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @property
     def identifier(self) -> str:
         """Shortcut for ``info.identifier``."""

@@ -13,6 +13,7 @@ import ipaddress
 import json as _json
 import logging
 import math
+import re
 import socket
 import ssl
 import threading
@@ -29,7 +30,7 @@ import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
-from requests.models import PreparedRequest, Response
+from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.timeout import Timeout as TimeoutSauce
@@ -117,6 +118,10 @@ def _header_safe(value: str) -> bool:
     return not any(ch < " " or ch == "\x7f" for ch in value)
 
 
+#: A control character, space or DEL: never allowed in a request path.
+_BAD_PATH_CHAR = re.compile("[\x00-\x20\x7f]")
+
+
 def _check_path(path: Any) -> str:
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"path must be a string starting with '/', got {path!r}")
@@ -124,7 +129,7 @@ def _check_path(path: Any) -> str:
         raise ValueError(f"path must not end with '/' (the server answers 404): {path!r}")
     if "?" in path or "#" in path:
         raise ValueError(f"path must not carry a query or fragment; use params=: {path!r}")
-    if not path.isascii() or any(ch <= " " or ch == "\x7f" for ch in path):
+    if not path.isascii() or _BAD_PATH_CHAR.search(path):
         raise ValueError(f"path must be ASCII without spaces; percent-encode segments: {path!r}")
     return path
 
@@ -204,7 +209,12 @@ class _Conn(urllib3.connection.HTTPConnection):
         )
 
     def putheader(self, header: Any, *values: Any) -> None:
-        if isinstance(header, str) and header.lower() == "content-length" and len(values) == 1:
+        if (
+            type(header) is str
+            and len(header) == 14  # cheap first test: this runs for every header of every call
+            and header.lower() == "content-length"
+            and len(values) == 1
+        ):
             length = str(values[0])
             self._coalesce = length.isdigit() and 0 < int(length) <= _COALESCE_LIMIT
         super().putheader(header, *values)
@@ -251,6 +261,18 @@ class _Pool(urllib3.connectionpool.HTTPConnectionPool):
 
 class _TLSPool(urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _TLSConn
+
+
+class _Answer:
+    """What :meth:`_Adapter.send` returns: the status, the headers (urllib3's case-insensitive
+    HTTPHeaderDict) and the urllib3 response to read the body from."""
+
+    __slots__ = ("headers", "raw", "status_code")
+
+    def __init__(self, status_code: int, headers: Any, raw: Any) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.raw = raw
 
 
 class _Adapter(HTTPAdapter):
@@ -321,16 +343,10 @@ class _Adapter(HTTPAdapter):
             return url[len(self._origin) :] or "/"
         return super().request_url(request, proxies)
 
-    def build_response(self, req: PreparedRequest, resp: Any) -> Response:
-        response = Response()
-        response.status_code = resp.status
-        response.headers = resp.headers  # urllib3's HTTPHeaderDict is case-insensitive too
-        response.raw = resp
-        response.reason = resp.reason
-        response.url = req.url or ""
-        response.request = req
-        response.connection = self
-        return response
+    def build_response(self, req: PreparedRequest, resp: Any) -> Any:
+        # RestTransport.request reads only these three: a requests.Response (with its cookie
+        # jar and header dict) would cost more than the rest of the adapter's own work.
+        return _Answer(resp.status, resp.headers, resp)
 
     def abort(self) -> None:
         """Shut down every connection's socket, waking calls blocked on an answer."""
