@@ -1252,6 +1252,24 @@ class Client:
         except Exception as exc:
             log.warning("could not release %d guild leases: %s (they expire)", len(guilds), exc)
 
+    def hand_off(self, timeout: float = 5.0) -> bool:
+        """Close for a rolling deploy: write the last state, delete this process's players from
+        its own Lavalink sessions (not from the store), release their leases, then
+        :meth:`close`. The next process holding the guilds' shards rebuilds them within a third
+        of the store's ``lease_ttl``; nothing plays twice. (A plain :meth:`close` leaves the
+        players playing on a session only this process's identity can resume: Lavalink answers
+        404 to other clients while a session is disconnected.) Returns what close() returns."""
+        if self._closed:
+            return True
+        self._saver.stop(timeout)
+        self._write_state(final=True)
+        for player in self.players:
+            node, sid = player._node, player._node.session_id
+            if player._sent_any and sid and node.available:
+                self._placement._delete(node, sid, player.guild_id, timeout=min(timeout, 2.0))
+        self._release_leases()
+        return self.close(timeout)
+
     def snapshot(self) -> dict[str, Any]:
         """The JSON-ready state a restarted client needs (every node session and player)."""
         with self._lock:

@@ -7,12 +7,14 @@ answers one JSON command per stdin line with one JSON line on stdout:
 * ``{"op": "play", "guild", "channel", "tracks": [track wire...], "volume", "filters"}``: joins the
   channel, queues the tracks and starts the first;
 * ``{"op": "state"}``: every player (track title, track position, volume, filters, queue titles);
-* ``{"op": "close"}``: closes the client and exits.
+* ``{"op": "close"}`` / ``{"op": "hand_off"}``: closes the client (that way) and exits.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from typing import Any
 
@@ -43,6 +45,8 @@ def state(client: Client) -> dict[str, Any]:
 
 def main() -> int:
     args = json.loads(sys.argv[1])
+    if os.environ.get("LAVASYNC_BOT_LOG"):  # for debugging a failing scenario
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     store = RedisStore(
         args["redis"],
         namespace=args["namespace"],
@@ -87,8 +91,8 @@ def main() -> int:
             reply({"ok": True})
         elif op == "state":
             reply(state(client))
-        elif op == "close":
-            client.close()
+        elif op in ("close", "hand_off"):
+            client.hand_off() if op == "hand_off" else client.close()
             gateway.close()
             store.close()
             reply({"closed": True})

@@ -71,9 +71,9 @@ class Bot:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def close(self) -> None:
+    def close(self, op: str = "close") -> None:
         if self.proc.poll() is None:
-            assert self.ask(op="close") == {"closed": True}
+            assert self.ask(op=op) == {"closed": True}
         self.proc.wait(10)
 
 
@@ -214,7 +214,7 @@ def test_processes_with_disjoint_shards_restore_only_their_own_guilds(
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("old_goes", ["close", "sigkill"])
+@pytest.mark.parametrize("old_goes", ["hand_off", "sigkill"])
 def test_rolling_deploy_keeps_each_guild_on_exactly_one_process(
     redis_server: RedisServer, bots: list[Bot], old_goes: str
 ) -> None:
@@ -236,15 +236,15 @@ def test_rolling_deploy_keeps_each_guild_on_exactly_one_process(
             for guild in guilds:
                 assert fake.player(green_sid, guild) is None
                 assert redis_server.client().get(f"lavasync:{{test}}:lease:{guild}") == b"blue"
-        if old_goes == "close":
-            blue.close()
+        if old_goes == "hand_off":
+            blue.close("hand_off")  # the old process lets go: its session drops the players
         else:
-            blue.kill()
+            blue.kill()  # its leases expire; its paused session is only resumable by blue
 
         def moved() -> bool:
             return all(
                 (fake.player(green_sid, g) or {}).get("track") is not None
-                and fake.player(blue_sid, g) is None
+                and (old_goes == "sigkill" or fake.player(blue_sid, g) is None)
                 for g in guilds
             )
 
