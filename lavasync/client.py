@@ -1076,7 +1076,9 @@ class Client:
             with self._lock:
                 live = {g: p for g, p in self._players.items() if not p.destroyed}
                 sessions = {n.name: n.session_id for n in self._nodes.values()}
-            rewrite, self._rewrite = self._rewrite, False
+            # after an outage, everything: a restarted Redis may have lost it all
+            rewrite = self._rewrite or self._store_down is not None
+            self._rewrite = False
             nodes: dict[str, Optional[str]] = {}
             if final or check_all or rewrite:
                 guilds.update(self._saved_guilds - live.keys())
@@ -1139,7 +1141,7 @@ class Client:
             self._retry = min(self._retry * 2, 2.0)
         return self._retry
 
-    def _store_back(self) -> None:
+    def _store_back(self, *, rewrite: bool = False) -> None:
         if self._store_down is not None:
             log.warning(
                 "the state store answers again after %.1f s: the state is caught up",
@@ -1147,9 +1149,10 @@ class Client:
             )
             self._store_down = None
             self._next_renew = 0.0  # leases may be due
-            self._rewrite = True  # a restarted Redis may have lost everything
-            self._dirty = True
-            self._saver.changed()
+            if rewrite:
+                self._rewrite = True  # back through a lease renewal: rewrite everything
+                self._dirty = True
+                self._saver.changed()
 
     def _tend_leases(self) -> Optional[float]:
         """Store thread: renew the leases of live players when due, and try to take the guilds
@@ -1169,7 +1172,7 @@ class Client:
             taken = self.state_store.claim(self.store_identity, waiting) if waiting else set()
         except Exception as exc:
             return self._store_failed(exc, "renewing leases in")
-        self._store_back()
+        self._store_back(rewrite=True)
         self._next_renew = now + every
         lost = mine - held
         if lost:

@@ -133,9 +133,7 @@ def test_sigkill_mid_playback_and_restart_brings_every_player_back(
             play(first, fake, guild, f"G{guild}")
         # the store has every player with its volume and filters before the kill
         wait_until(
-            lambda: all(
-                karaoke(stored(redis_server, g) or {}) == 0.5 for g in guilds
-            ),
+            lambda: all(karaoke(stored(redis_server, g) or {}) == 0.5 for g in guilds),
             5,
         )
         old_session = first.ready["session"]
