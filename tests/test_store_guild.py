@@ -113,11 +113,14 @@ def test_the_queue_comes_back_with_the_player_and_advances_once(tmp_path: Path) 
 def test_shard_ids_restore_only_owned_guilds() -> None:
     store = MemoryStore()
     store.write("x", {g: {"guild_id": str(g), "node": "main"} for g in (A, B)}, {})
-    with FakeNode(stats_interval=3600.0) as fake:
-        with Client(USER_ID, state_store=store, shard_ids=[1], shard_count=2) as client:
-            client.add_node("main", fake.uri, password=fake.password, backoff=FAST)
-            assert client.shard_of(A) == 1 and client.shard_of(B) == 0
-            assert [p.guild_id for p in client.players] == [A]
+    with ExitStack() as stack:
+        fake = stack.enter_context(FakeNode(stats_interval=3600.0))
+        client = stack.enter_context(
+            Client(USER_ID, state_store=store, shard_ids=[1], shard_count=2)
+        )
+        client.add_node("main", fake.uri, password=fake.password, backoff=FAST)
+        assert client.shard_of(A) == 1 and client.shard_of(B) == 0
+        assert [p.guild_id for p in client.players] == [A]
 
 
 @pytest.mark.parametrize(
