@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -46,6 +47,7 @@ from .models import events as _events
 from .models.events import Event, PlayerEvent, PlayerUpdateEvent
 from .node import Backoff, Node, NodeState
 from .player import Player
+from .queue import Queue
 from .rest import _encoded_list
 from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, SaveScheduler, StateStore
 from .transport.rest import READER_PREFIX
@@ -198,6 +200,8 @@ class Client:
         state_store: Union[StateStore, str, os.PathLike[str], None] = None,
         save_interval: float = 5.0,
         metrics: Optional[Any] = None,
+        shard_ids: Optional[Sequence[int]] = None,
+        shard_count: Optional[int] = None,
     ) -> None:
         self.user_id = snowflake(user_id, "user_id")
         if self.user_id == 0:
@@ -216,6 +220,25 @@ class Client:
             raise ValueError(f"save_interval must be a number of seconds, not {save_interval!r}")
         if not 0 <= save_interval < float("inf"):
             raise ValueError(f"save_interval must be >= 0 seconds, not {save_interval}")
+        if shard_count is not None and (
+            isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1
+        ):
+            raise ValueError(f"shard_count must be an integer >= 1, not {shard_count!r}")
+        owned: Optional[frozenset[int]] = None
+        if shard_ids is not None:
+            if shard_count is None:
+                raise ValueError("shard_ids needs shard_count (how many shards the bot has)")
+            ids = list(shard_ids)
+            for shard in ids:
+                if isinstance(shard, bool) or not isinstance(shard, int):
+                    raise ValueError(f"shard ids are integers, not {shard!r}")
+                if not 0 <= shard < shard_count:
+                    raise ValueError(f"shard id {shard} is outside 0..{shard_count - 1}")
+            owned = frozenset(ids)
+        #: How many shards the bot has (None: unknown; then every guild is on shard 0).
+        self.shard_count: Optional[int] = shard_count
+        #: The shards this process runs (None: all): it restores only their guilds.
+        self.shard_ids: Optional[frozenset[int]] = owned
         self.client_name = client_name or f"lavasync/{__version__}"
         self.send_gateway = send_gateway
         self.call_timeout = call_timeout
@@ -246,8 +269,7 @@ class Client:
             raise ValueError("state_store is a StateStore, a JSON file path, or None")
         self.state_store: StateStore = state_store
         self.save_interval = save_interval
-        self._stored = _readable_state(self.state_store.load())  # what an earlier client left
-        self._dirty = False
+        self._init_store()
         self._placement = Placement(self)
         self._workers = WorkerPool("lavasync-worker", 8)
         self._movers = WorkerPool("lavasync-move", move_concurrency)
@@ -301,6 +323,7 @@ class Client:
         deadline = time.monotonic() + timeout
         exited = self._saver.stop(max(0.1, deadline - time.monotonic()))
         self._write_state(final=True)  # after the store thread: nothing saves after this one
+        self._release_leases()  # after the last write: the next owner reads it
         for node in nodes:
             node.rest.close()  # wakes every call in flight, the workers' included
         for node in nodes:
@@ -735,9 +758,12 @@ class Client:
         """Apply a player event to its player's state (the node queues the event itself)."""
         player = self._players.get(event.guild_id)
         if player is not None and player._node is node:
+            connected = player._connected
             player._on_event(event)
+            if player._connected != connected:  # whether the position moves: stored
+                self._state_changed(event.guild_id)
             if type(event) is not PlayerUpdateEvent:
-                self._state_changed()  # a track started or ended: the store must know
+                self._state_changed(event.guild_id)  # a track started or ended
                 return
         if self._dirty:
             self._maybe_save()
@@ -781,12 +807,10 @@ class Client:
             return
         node._enable_resuming(session_id)
         node._fetch_server_info()  # never raises: what the server is, known once it is ready
-        if not node._become_ready(session_id, generation, resumed):
-            return
-        with self._lock:
-            self._lost.pop(node.name, None)
-        self._notify_ready()
+        stale: list[int] = []
         if resumed:
+            # Re-synced before READY: a call made once the node is ready must not be
+            # overwritten by an older read of the same player.
             try:
                 infos: Optional[list[PlayerInfo]] = node.rest.get_players(
                     session_id, timeout=self.call_timeout
@@ -795,10 +819,19 @@ class Client:
                 log.warning("node %s: re-sync after resume failed: %s", node.name, exc)
                 infos = None
             if infos is not None:
-                self._resync_players(node, session_id, infos)
+                stale = self._resync_players(node, session_id, infos)
                 if not infos:
                     node._replaying = False
-        else:
+        if not node._become_ready(session_id, generation, resumed):
+            return
+        with self._lock:
+            self._lost.pop(node.name, None)
+        self._notify_ready()
+        for guild in stale:
+            # Moved elsewhere (or destroyed) while this node was away: stop it here so nothing
+            # plays twice.
+            self._placement._delete(node, session_id, guild, timeout=self.call_timeout)
+        if not resumed:
             if old_session and old_session != session_id:
                 self._clear_old_session(node, old_session)
             for player in marked:
@@ -806,8 +839,11 @@ class Client:
         self._state_changed()
         self._adopt_lost_players(node)
 
-    def _resync_players(self, node: Node, session_id: str, infos: Sequence[PlayerInfo]) -> None:
-        """After a resume (worker): make local players match what the server has."""
+    def _resync_players(
+        self, node: Node, session_id: str, infos: Sequence[PlayerInfo]
+    ) -> list[int]:
+        """After a resume (worker, before READY): make local players match what the server
+        has; returns the guilds the server holds that no local player on this node wants."""
         by_guild = {info.guild_id: info for info in infos}
         for player in self._players_on(node):
             info = by_guild.pop(player.guild_id, None)
@@ -818,10 +854,7 @@ class Client:
                 with player._lock:
                     player._rebuild_for = session_id
                 self._movers.submit(partial(self._placement.rebuild, player, node, session_id))
-        for guild in by_guild:
-            # Moved elsewhere (or destroyed) while this node was away: stop it here so nothing
-            # plays twice.
-            self._placement._delete(node, session_id, guild, timeout=self.call_timeout)
+        return list(by_guild)
 
     def _clear_old_session(self, node: Node, old_session: str) -> None:
         """A fresh session replaced ``old_session``, which may still be open on the server (a
@@ -952,10 +985,98 @@ class Client:
         return [self._movers.submit(partial(move, p)) for p in players]
 
     # ------------------------------------------------------------------ state store
+    # Per-guild writes: callers mark a guild (or, with no guild, "check membership and node
+    # sessions") dirty; the lavasync-store thread writes only those, renews the guild leases
+    # and takes over guilds whose lease another process gave up. The store is never called on
+    # a reader thread or under the client lock.
 
-    def _state_changed(self) -> None:
-        """Something a restarted process would need changed: the store thread saves it within
+    def shard_of(self, guild_id: int) -> int:
+        """The shard of a guild: ``(guild_id >> 22) % shard_count`` (0 when unknown / 1 shard)."""
+        count = self.shard_count
+        if not count or count <= 1:
+            return 0
+        return (int(guild_id) >> 22) % count
+
+    def _owns(self, guild_id: int) -> bool:
+        """Does this process run ``guild_id``'s shard (True without ``shard_ids``)?"""
+        owned = self.shard_ids
+        return owned is None or self.shard_of(guild_id) in owned
+
+    def _init_store(self) -> None:
+        """Load what earlier processes left for this one: its node sessions, and the players
+        of its shards whose lease it gets (the others wait for their owner to let go)."""
+        store = self.state_store
+        identity = store.identity
+        if not identity:
+            identity = socket.gethostname()
+            if self.shard_ids is not None:
+                identity += "/shards-" + ",".join(str(s) for s in sorted(self.shard_ids))
+        #: the owner name of this process in the store (session ids, leases)
+        self.store_identity: str = identity
+        lease_ttl = getattr(store, "lease_ttl", None)
+        self._lease_every: Optional[float] = (
+            float(lease_ttl) / 3 if isinstance(lease_ttl, (int, float)) and lease_ttl > 0 else None
+        )
+        self._dirty = False
+        self._dirty_guilds: set[int] = set()
+        self._check_all = True  # the first write checks every node and player
+        self._saved_guilds: set[int] = set()  # guilds this process has in the store
+        self._saved_nodes: dict[str, Optional[str]] = {}
+        self._leased: set[int] = set()  # guilds whose lease this process holds
+        self._waiting: set[int] = set()  # stored guilds of our shards leased by another process
+        self._store_down: Optional[float] = None  # monotonic start of an outage
+        self._retry = 0.0
+        self._next_renew = 0.0
+        self._stored: dict[str, Any] = {"nodes": {}, "players": []}
+        self._load_pending = False
+        self._rewrite = False  # after an outage: write everything (Redis may have lost it)
+        try:
+            self._load_stored(late=False)
+        except Exception as exc:
+            self._store_failed(exc, "loading")
+            self._load_pending = True  # the store thread loads again once the store answers
+
+    def _load_stored(self, *, late: bool) -> None:
+        """``late``: the store was down when the client started; nodes may be ready by now, so
+        leased guilds are taken over (loaded and rebuilt) like a rolling deploy's."""
+        stored = _readable_state(self.state_store.load_state(self.store_identity, self._owns))
+        players = []
+        guilds: list[int] = []
+        for data in stored["players"]:
+            guild = _guild_of(data) if isinstance(data, dict) else None
+            if guild is not None and self._owns(guild):
+                players.append(data)
+                guilds.append(guild)
+        held = self.state_store.claim(self.store_identity, guilds)
+        stored["players"] = [p for p, g in zip(players, guilds) if g in held]
+        with self._lock:
+            self._stored = stored
+            self._saved_guilds.update(held)
+            if self._lease_every is not None:
+                self._waiting.update(set(guilds) - held)
+                if late:
+                    stored["players"] = []
+                    self._waiting.update(held)
+                    self._saved_guilds.difference_update(held)
+                else:
+                    self._leased.update(held)
+            if late:
+                for node in list(self._nodes.values()):
+                    self._restore_players(node)
+        if self._waiting:
+            log.info(
+                "%d stored guilds are leased by another process: taking them over when it lets go",
+                len(self._waiting),
+            )
+
+    def _state_changed(self, guild_id: Optional[int] = None) -> None:
+        """What a restarted process needs changed (``guild_id``'s player or queue; with no
+        guild: a node session, a player gone or moved): the store thread writes it within
         ``save_interval`` (cheap and non-blocking: callable from a reader thread)."""
+        if guild_id is None:
+            self._check_all = True
+        else:
+            self._dirty_guilds.add(guild_id)
         self._dirty = True
         self._saver.changed()
 
@@ -965,32 +1086,240 @@ class Client:
             self._saver.changed()
 
     def save_state(self) -> None:
-        """Write the nodes' session ids and every player's state to the state store now.
+        """Write what changed (session ids, players, queues) to the state store now.
 
         Saves also happen by themselves (see ``save_interval``); after :meth:`close`, which
         writes the last state, this does nothing."""
         self._write_state(final=False)
 
-    def _save_in_background(self) -> None:
-        """A trailing save, on the ``lavasync-store`` thread."""
-        self._write_state(final=False)
+    def _save_in_background(self) -> Optional[float]:
+        """The ``lavasync-store`` thread: write what changed, renew leases, take over guilds.
+        Returns when to run again unprompted (None: only on the next change)."""
+        again = self._write_state(final=False)
+        if self._closed or self._store_final:
+            return None
+        if again is None and self._lease_every is not None:
+            again = self._tend_leases()  # also the probe while the store is down
+        return again
 
-    def _write_state(self, *, final: bool) -> None:
+    def _write_state(self, *, final: bool) -> Optional[float]:
         with self._save_lock:
             if self._store_final:
                 # close() saved the last state; a later snapshot would lack the players that
                 # close() released, and would make the next process forget them.
-                return
+                return None
             self._store_final = final
+            if self._load_pending:
+                try:
+                    self._load_stored(late=True)
+                except Exception as exc:
+                    return self._store_failed(exc, "loading")
+                self._load_pending = False
             self._dirty = False
-            state = self.snapshot()
+            guilds, self._dirty_guilds = self._dirty_guilds, set()
+            check_all, self._check_all = self._check_all, False
+            with self._lock:
+                live = {g: p for g, p in self._players.items() if not p.destroyed}
+                sessions = {n.name: n.session_id for n in self._nodes.values()}
+            # after an outage, everything: a restarted Redis may have lost it all
+            rewrite = self._rewrite or self._store_down is not None
+            self._rewrite = False
+            nodes: dict[str, Optional[str]] = {}
+            if final or check_all or rewrite:
+                guilds.update(self._saved_guilds - live.keys())
+                guilds.update(live.keys() - self._saved_guilds)
+                if final or rewrite:
+                    guilds.update(live)  # positions as of now; or the store lost them
+                nodes = {
+                    name: sid
+                    for name, sid in sessions.items()
+                    if sid and (final or rewrite or self._saved_nodes.get(name) != sid)
+                }
+            players: dict[int, Optional[dict[str, Any]]] = {}
+            for guild in guilds:
+                player = live.get(guild)
+                if player is not None:
+                    players[guild] = player._snapshot()
+                elif guild in self._saved_guilds:
+                    players[guild] = None  # destroyed: gone from the store
+            if not players and not nodes and not final:
+                return None
             try:
-                self.state_store.save(state)
-            except Exception:
-                log.exception("saving to the state store failed")
+                refused = self.state_store.write(self.store_identity, players, nodes)
+            except Exception as exc:
+                self._dirty_guilds.update(players)  # written on the next try, as they are then
+                self._check_all |= check_all or bool(nodes)
+                self._rewrite |= rewrite
+                if final:
+                    return None
+                self._dirty = True
+                return self._store_failed(exc, "saving to")
+            self._store_back()
+            for guild, data in players.items():
+                if guild in refused:
+                    continue
+                if data is None:
+                    self._saved_guilds.discard(guild)
+                    self._leased.discard(guild)
+                else:
+                    self._saved_guilds.add(guild)
+                    if self._lease_every is not None:
+                        self._leased.add(guild)
+            self._saved_nodes.update(nodes)
+            if refused:
+                self._lost_leases(refused, live)
+            return None
+
+    def _store_failed(self, exc: BaseException, doing: str) -> float:
+        """The store did not answer: one WARNING per outage; retry with backoff (seconds)."""
+        if self._store_down is None:
+            self._store_down = time.monotonic()
+            self._retry = 0.1
+            log.warning(
+                "%s the state store failed (%s: %s): retrying in the background; players go on",
+                doing.capitalize(),
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            log.debug("the state store is still unreachable: %s", exc)
+            self._retry = min(self._retry * 2, 2.0)
+        return self._retry
+
+    def _store_back(self, *, rewrite: bool = False) -> None:
+        if self._store_down is not None:
+            log.warning(
+                "the state store answers again after %.1f s: the state is caught up",
+                time.monotonic() - self._store_down,
+            )
+            self._store_down = None
+            self._next_renew = 0.0  # leases may be due
+            if rewrite:
+                self._rewrite = True  # back through a lease renewal: rewrite everything
+                self._dirty = True
+                self._saver.changed()
+
+    def _tend_leases(self) -> Optional[float]:
+        """Store thread: renew the leases of live players when due, and try to take the guilds
+        another process holds. Returns seconds until the next renewal."""
+        every = self._lease_every
+        if every is None:
+            return None
+        now = time.monotonic()
+        if now < self._next_renew:
+            return self._next_renew - now
+        with self._lock:
+            live = {g: p for g, p in self._players.items() if not p.destroyed}
+        mine = self._leased & live.keys()
+        waiting = set(self._waiting)
+        try:
+            held = self.state_store.claim(self.store_identity, mine) if mine else set()
+            taken = self.state_store.claim(self.store_identity, waiting) if waiting else set()
+        except Exception as exc:
+            return self._store_failed(exc, "renewing leases in")
+        self._store_back(rewrite=True)
+        self._next_renew = now + every
+        lost = mine - held
+        if lost:
+            self._lost_leases(lost, live)
+        if taken:
+            self._waiting -= taken
+            self._take_over(taken)
+        return every
+
+    def _lost_leases(self, guilds: set[int], live: Mapping[int, Player]) -> None:
+        """Another process holds these guilds' leases now: players this process had leased
+        are dropped here (deleted from this process's session, not from the store), so a
+        guild never plays from two processes."""
+        for guild in guilds:
+            held = guild in self._leased
+            self._leased.discard(guild)
+            self._saved_guilds.discard(guild)
+            player = live.get(guild)
+            if player is None:
+                continue
+            if held:
+                log.warning("guild %s: another process took its lease: dropping it here", guild)
+                self._call_soon(partial(self._placement.destroy, player, "lease lost", timeout=2.0))
+            else:
+                log.warning("guild %s: another process holds its lease: not stored", guild)
+
+    def _take_over(self, guilds: set[int]) -> None:
+        """Store thread: the lease of these stored guilds is ours now (their owner let go or
+        died): rebuild each from its stored state on this process's session."""
+        for guild in sorted(guilds):
+            try:
+                data = self.state_store.load_guild(guild)
+            except Exception as exc:
+                self._waiting.add(guild)  # try again on the next round
+                self._store_failed(exc, "loading a guild from")
+                continue
+            if not isinstance(data, dict):
+                self._release_leases([guild])
+                continue
+            with self._lock:
+                if self._closed or guild in self._players:
+                    continue  # closing, or this process made a player for it meanwhile
+                node = self._nodes.get(str(data.get("node")))
+                if node is None:
+                    self._stored["players"].append(data)  # for add_node() of that node
+                    self._leased.add(guild)
+                    self._saved_guilds.add(guild)
+                    continue
+                player = self._restore_one(node, data)
+                if player is None:
+                    continue
+                self._leased.add(guild)
+                self._saved_guilds.add(guild)
+                sid = node.session_id if node.available else None
+                if sid is not None:
+                    with player._lock:
+                        player._rebuild_for = sid
+            log.info("guild %s: taken over from the state store", guild)
+            if sid is not None:
+                old = data.get("session_id")
+                self._movers.submit(partial(self._rebuild_taken, player, node, sid, old))
+
+    def _rebuild_taken(self, player: Player, node: Node, session_id: str, old_session: Any) -> None:
+        """Mover: rebuild a taken-over player, then delete it from the session of the process
+        that had it (still open until its resume timeout)."""
+        self._placement.rebuild(player, node, session_id)
+        if isinstance(old_session, str) and old_session and old_session != session_id:
+            self._placement._delete(node, old_session, player.guild_id)
+
+    def _release_leases(self, guilds: Optional[Sequence[int]] = None) -> None:
+        """Give up leases (all of this process's by default: on close)."""
+        if self._lease_every is None:
+            return
+        if guilds is None:
+            guilds, self._leased = list(self._leased), set()
+        if not guilds:
+            return
+        try:
+            self.state_store.release(self.store_identity, guilds)
+        except Exception as exc:
+            log.warning("could not release %d guild leases: %s (they expire)", len(guilds), exc)
+
+    def hand_off(self, timeout: float = 5.0) -> bool:
+        """Close for a rolling deploy: write the last state, delete this process's players from
+        its own Lavalink sessions (not from the store), release their leases, then
+        :meth:`close`. The next process holding the guilds' shards rebuilds them within a third
+        of the store's ``lease_ttl``; nothing plays twice. (A plain :meth:`close` leaves the
+        players playing on a session only this process's identity can resume: Lavalink answers
+        404 to other clients while a session is disconnected.) Returns what close() returns."""
+        if self._closed:
+            return True
+        self._saver.stop(timeout)
+        self._write_state(final=True)
+        for player in self.players:
+            node, sid = player._node, player._node.session_id
+            if player._sent_any and sid and node.available:
+                self._placement._delete(node, sid, player.guild_id, timeout=min(timeout, 2.0))
+        self._release_leases()
+        return self.close(timeout)
 
     def snapshot(self) -> dict[str, Any]:
-        """The JSON-ready state a restarted client needs (what :meth:`save_state` stores)."""
+        """The JSON-ready state a restarted client needs (every node session and player)."""
         with self._lock:
             nodes = {
                 n.name: {"session_id": n.session_id} for n in self._nodes.values() if n.session_id
@@ -1006,14 +1335,20 @@ class Client:
     def _restore_players(self, node: Node) -> None:
         """Players an earlier client stored for this node (caller holds the client lock)."""
         for data in self._stored.get("players", ()):
-            if not isinstance(data, dict) or data.get("node") != node.name:
-                continue
-            try:
-                player = Player._from_snapshot(self, node, data)
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("skipping a stored player that cannot be read: %s", exc)
-                continue
-            self._players.setdefault(player.guild_id, player)
+            if isinstance(data, dict) and data.get("node") == node.name:
+                self._restore_one(node, data)
+
+    def _restore_one(self, node: Node, data: Mapping[str, Any]) -> Optional[Player]:
+        """One stored player (and its queue) on ``node`` (caller holds the client lock)."""
+        try:
+            player = Player._from_snapshot(self, node, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("skipping a stored player that cannot be read: %s", exc)
+            return None
+        if self._players.setdefault(player.guild_id, player) is not player:
+            return None
+        Queue._restore(player, self, data.get("queue"))
+        return player
 
     def move_players(
         self,
@@ -1163,3 +1498,11 @@ def _guild_of(data: Mapping[str, Any]) -> Optional[int]:
         return int(data["guild_id"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _sooner(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from .client import Client
     from .node import Node
+    from .queue import Queue
     from .voice import VoiceConnection
 
 __all__ = ["Player"]
@@ -86,6 +87,7 @@ class Player:
         "_paused",
         "_ping",
         "_pos",
+        "_queue",
         "_rebuild_for",
         "_seg",
         "_sent_any",
@@ -128,6 +130,7 @@ class Player:
         self._sent_any = False  # has the node heard of this player yet?
         #: the fresh session of its node this player must be rebuilt on before any other call
         self._rebuild_for: Optional[str] = None
+        self._queue: Optional[Queue] = None  # the queue stored with this player
 
     @property
     def _call_lock(self) -> threading.Lock:
@@ -209,6 +212,11 @@ class Player:
     def voice(self) -> Optional[VoiceConnection]:
         """The voice state machine (None before the first connect or voice update)."""
         return self._voice
+
+    @property
+    def queue(self) -> Optional[Queue]:
+        """The :class:`~lavasync.Queue` made last for this player (restored with it), or None."""
+        return self._queue
 
     @property
     def destroyed(self) -> bool:
@@ -625,7 +633,8 @@ class Player:
                 self._seg = (server, self._track_time_at(server), factor)
             self._filters = info.filters
             self._apply_state(info.state, now)
-        self._client._state_changed()  # after the change: a save starting now must include it
+        # after the change: a save starting now must include it
+        self._client._state_changed(self.guild_id)
 
     def _apply_state(self, state: PlayerState, now: float) -> None:
         self._connected = state.connected
@@ -763,6 +772,8 @@ class Player:
             "filters": filters.to_wire(),
             "end_time": end_time,
             "voice": voice_data,
+            "session_id": self._node.session_id,  # the session it plays on (a takeover deletes it)
+            "queue": self._queue._state() if self._queue is not None else None,
         }
 
     @classmethod

@@ -7,6 +7,11 @@ replay, a duplicate) or an end for another track (``replaced``) never skips twic
 
 An attached queue lives as long as its player: when the player is destroyed (disconnect,
 destroy, kick, node lost) the queue removes its listeners from the client by itself.
+
+A player's queue (the last one made for it: :attr:`Player.queue <lavasync.Player.queue>`) is part
+of the guild's stored state: upcoming tracks (encoded), history, loop mode, the current track and
+whether its end is still to be acted on. A restarted or taking-over process gets it back with
+the player, attached, so the next track starts when the current one ends, once.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import logging
 import random
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Optional, Union
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .errors import LavasyncError
 from .models import Track
@@ -68,6 +73,7 @@ class Queue:
         self._token: Optional[str] = None  # identifier of the track this queue last started
         self._loop = LoopMode(loop)
         self._client: Optional[Client] = None
+        player._queue = self  # the player's queue: stored with it
         if client is not None:
             self.attach(client)
 
@@ -105,6 +111,63 @@ class Queue:
     @loop.setter
     def loop(self, mode: Union[LoopMode, str]) -> None:
         self._loop = LoopMode(mode)
+        self._changed()
+
+    @classmethod
+    def of(cls, player: Player, *, client: Optional[Client] = None, **options: Any) -> Queue:
+        """The player's queue (one restored with it, for example), or a new one made with
+        ``client`` and ``options`` if it has none; attached to ``client`` when given."""
+        existing = player._queue
+        if isinstance(existing, Queue):
+            if client is not None:
+                existing.attach(client)
+            return existing
+        return cls(player, client=client, **options)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _changed(self) -> None:
+        """The stored state of the guild changed (cheap; the store thread writes it)."""
+        player = self.player
+        if player._queue is self:
+            player._client._state_changed(player.guild_id)
+
+    def _state(self) -> dict[str, Any]:
+        """The JSON-ready state stored with the player."""
+        with self._lock:
+            return {
+                "upcoming": [_track_out(t) for t in self._upcoming],
+                "history": [_track_out(t) for t in self._history],
+                "current": None if self._current is None else _track_out(self._current),
+                "token": self._token,
+                "loop": self._loop.value,
+                "history_size": self._history_size,
+            }
+
+    @classmethod
+    def _restore(cls, player: Player, client: Client, data: Any) -> Optional[Queue]:
+        """The queue stored with ``player`` (attached to ``client``), None if there is none.
+        Tracks that cannot be decoded are left out with a warning; odd fields get defaults."""
+        if not isinstance(data, Mapping):
+            return None
+        size = data.get("history_size", 50)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            size = 50
+        loop = data.get("loop")
+        try:
+            mode = LoopMode(loop)
+        except ValueError:
+            mode = LoopMode.NONE
+        queue = cls(player, loop=mode, history_size=size)
+        guild = player.guild_id
+        queue._upcoming.extend(_tracks_in(data.get("upcoming"), guild))
+        queue._history.extend(_tracks_in(data.get("history"), guild))
+        current = _tracks_in([data.get("current")], guild)
+        queue._current = current[0] if current else None
+        token = data.get("token")
+        queue._token = token if isinstance(token, str) else None
+        queue.attach(client)
+        return queue
 
     def add(self, tracks: Union[Track, Iterable[Track]], *, index: Optional[int] = None) -> int:
         """Append a track or several (or insert at ``index``); returns the new length."""
@@ -120,7 +183,9 @@ class Queue:
                     raise ValueError(f"index {index} is outside the queue")
                 for offset, item in enumerate(items):
                     self._upcoming.insert(index + offset, item)
-            return len(self._upcoming)
+            size = len(self._upcoming)
+        self._changed()
+        return size
 
     def remove(self, index: int) -> Track:
         """Remove and return the upcoming track at ``index``."""
@@ -129,12 +194,14 @@ class Queue:
                 raise ValueError(f"index {index} is outside the queue")
             track = self._upcoming[index]
             del self._upcoming[index]
-            return track
+        self._changed()
+        return track
 
     def clear(self) -> None:
         """Drop every upcoming track (the current one keeps playing)."""
         with self._lock:
             self._upcoming.clear()
+        self._changed()
 
     def shuffle(self, rng: Optional[random.Random] = None) -> None:
         """Shuffle the upcoming tracks in place (``rng`` for a repeatable order)."""
@@ -142,11 +209,14 @@ class Queue:
             items = list(self._upcoming)
             (rng or random).shuffle(items)
             self._upcoming = deque(items)
+        self._changed()
 
     def next(self) -> Optional[Track]:
         """Take the track that would play next (honouring the loop mode), or None."""
         with self._lock:
-            return self._take_next(finished=True)
+            track = self._take_next(finished=True)
+        self._changed()
+        return track
 
     def _take_next(self, *, finished: bool) -> Optional[Track]:
         current = self._current
@@ -167,6 +237,7 @@ class Queue:
         with self._lock:
             track = self._take_next(finished=finished)
             self._token = track.info.identifier if track is not None else None
+        self._changed()
         if track is None:
             if self.player.track is not None:
                 self.player.stop()
@@ -223,7 +294,8 @@ class Queue:
             if self._token is None or event.track.info.identifier != self._token:
                 return False
             self._token = None  # any later end for the same play (a replay) is ignored
-            return True
+        self._changed()
+        return True
 
     def _on_track_end(self, event: TrackEndEvent) -> None:
         if self.player.destroyed:
@@ -237,3 +309,44 @@ class Queue:
             log.warning(
                 "guild %s: queue could not start the next track: %s", self.player.guild_id, exc
             )
+
+
+def _track_out(track: Track) -> Any:
+    """A track as stored: its encoded string, or a dict when it carries user or plugin data."""
+    if track.user_data or track.plugin_info:
+        out: dict[str, Any] = {"encoded": track.encoded}
+        if track.user_data:
+            out["userData"] = track.user_data
+        if track.plugin_info:
+            out["pluginInfo"] = track.plugin_info
+        return out
+    return track.encoded
+
+
+def _tracks_in(items: Any, guild: int) -> list[Track]:
+    """Stored tracks back as Track objects (decoded locally; unreadable ones skipped)."""
+    from .codec import decode_track
+
+    tracks: list[Track] = []
+    if not isinstance(items, list):
+        return tracks
+    for item in items:
+        if item is None:
+            continue
+        extra: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
+        encoded = extra.get("encoded") if extra else item
+        if not isinstance(encoded, str):
+            log.warning("guild %s: skipping a stored queue track that is not a string", guild)
+            continue
+        try:
+            track = decode_track(encoded)
+        except (LavasyncError, ValueError) as exc:
+            log.warning("guild %s: skipping a stored queue track: %s", guild, exc)
+            continue
+        user_data, plugin_info = extra.get("userData"), extra.get("pluginInfo")
+        if isinstance(user_data, Mapping):
+            track.user_data = dict(user_data)
+        if isinstance(plugin_info, Mapping):
+            track.plugin_info = dict(plugin_info)
+        tracks.append(track)
+    return tracks
