@@ -90,8 +90,8 @@ class TokenBucket:
         if now > self._at:
             self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.per_second)
             self._at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - 1e-9:  # a refill computed to the moment may round down
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         if self.per_second <= 0:
             return math.inf
