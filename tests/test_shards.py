@@ -14,6 +14,7 @@ from lavasync import (
     VoiceLostEvent,
     VoiceRejoinedEvent,
     VoiceRejoinFailedEvent,
+    decode_track,
 )
 from lavasync._shards import TokenBucket
 
@@ -134,7 +135,7 @@ def test_shard_lost_for_an_hour_replays_the_track_lavalink_dropped() -> None:
         assert rejoined.track_replayed is True
         assert rejoined.lost_for >= 3600
         replay = env.track_patches(guild)[-1]
-        assert replay["track"]["encoded"] == track.encoded
+        assert decode_track(replay["track"]["encoded"]).info.identifier == track.info.identifier
         assert replay["position"] == frozen
         wait_until(lambda: (env.server(guild) or {}).get("track") is not None)
         assert player.track is not None
@@ -215,7 +216,7 @@ def test_default_pacing_stays_under_discords_120_per_minute() -> None:
     for end, at in enumerate(taken):
         while taken[start] <= at - 60.0:
             start += 1
-        assert end - start + 1 <= 100 < 120
+        assert end - start + 1 <= 100  # Discord allows 120: room for heartbeats and the host
     assert taken[-1] < 700  # and it does get through them: about 11 minutes
 
 

@@ -29,7 +29,15 @@ class Env:
         self.client = client
         self.events: list[Event] = []
         self.hook_threads: list[str] = []
+        self.handled = 0  # dispatches handle_gateway has returned from
         client.add_listener(Event, self.events.append)
+
+    def deliver(self, dispatch: dict[str, Any], shard_id: int) -> None:
+        """The gateway thread's delivery: into the client, then counted."""
+        try:
+            self.client.handle_gateway(dispatch, shard_id)
+        finally:
+            self.handled += 1
 
     def hook(self, guild_id: int, payload: dict[str, Any]) -> None:
         self.hook_threads.append(threading.current_thread().name)
@@ -80,7 +88,10 @@ class Env:
         return self.of(cls, **match)[count - 1]
 
     def settle(self) -> None:
-        """Wait until the worker tasks queued so far and the events emitted so far are done."""
+        """Wait until the dispatches delivered so far were handled, then until the worker tasks
+        queued so far and the events emitted so far are done."""
+        delivered = len(self.gateway.delivered)
+        wait_until(lambda: self.handled >= delivered, 5)
         fence = threading.Event()
         self.client._call_soon(fence.set)
         assert fence.wait(5)
@@ -138,7 +149,7 @@ def open_env(
         client = Client(USER_ID, hook, shard_count=client_shards, **client_kw)
         env = Env(fake, gateway, client)
         holder.append(env)
-        gateway.deliver_sharded = client.handle_gateway
+        gateway.deliver_sharded = env.deliver
 
         def fence_listener(event: Event) -> None:
             if isinstance(event, _Fence):
