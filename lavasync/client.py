@@ -619,18 +619,19 @@ class Client:
         at once (``connected`` False, a :class:`~lavasync.VoiceLostEvent`, its channel
         remembered); nothing is destroyed on Lavalink. The shard's next READY or RESUMED (or
         :meth:`shard_ready`) rejoins them. Cheap and non-blocking: call it from the gateway
-        thread."""
+        thread. Does nothing once the client is closed."""
         shard_id = self._shards.check(shard_id)
-        self._check_open()
-        self._shards.lost(shard_id)
+        if not self._closed:
+            self._shards.lost(shard_id)
 
     def shard_ready(self, shard_id: int) -> None:
         """The shard is up again (what a READY or RESUMED dispatch does by itself): rejoin its
         lost voice connections, paced, on lavasync's workers. Without a :meth:`shard_lost`
-        before, only players whose voice Lavalink reports closed are rejoined."""
+        before, only players whose voice Lavalink reports closed are rejoined. Does nothing
+        once the client is closed."""
         shard_id = self._shards.check(shard_id)
-        self._check_open()
-        self._shards.ready(shard_id)
+        if not self._closed:
+            self._shards.ready(shard_id)
 
     def _handle_guild_dispatch(self, kind: str, data: Mapping[str, Any]) -> None:
         """GUILD_CREATE, GUILD_DELETE, CHANNEL_DELETE (the host's thread: state only)."""
