@@ -389,17 +389,26 @@ class Shards:
     def _replay(self, player: Player, snapshot: Any) -> bool:
         """Play the track Lavalink dropped while the voice was lost, at its position then
         (under the call lock; not if anything else was played or the track really ended)."""
-        track, position, paused, end_time, started = snapshot
+        track, position, paused, end_time, end_at_loss = snapshot
         if track is None:
             return False
         timeout = self._client.call_timeout
         try:
             with player._call(timeout):
-                if player.destroyed or player._track is not None or player._started != started:
-                    return False
+                if player.destroyed or player._track is not None:
+                    return False  # Lavalink has a track (ours, or one played since)
                 last = player._last_end
-                if last is not None and player._ends_for >= started and last.reason != "cleanup":
-                    return False  # it finished, was stopped or replaced: nothing to bring back
+                if (
+                    last is not None
+                    and last is not end_at_loss
+                    and (
+                        last.reason != "cleanup"
+                        or last.track.info.identifier != track.info.identifier
+                    )
+                ):
+                    # since the loss our track finished, was stopped or replaced, or another
+                    # one played and ended: nothing to bring back
+                    return False
                 update = UpdatePlayer(
                     track=UpdatePlayerTrack(
                         encoded=track.encoded,

@@ -677,10 +677,12 @@ class Player:
         if voice is not None:
             voice.cancel(reason)
 
-    def _voice_lost_now(self) -> tuple[Optional[Track], int, bool, Optional[int], int]:
+    def _voice_lost_now(
+        self,
+    ) -> tuple[Optional[Track], int, bool, Optional[int], Optional[TrackEndEvent]]:
         """The voice is gone: freeze the position where it is and mark the player
-        disconnected. Returns what was playing (track, track position, paused, end time, start
-        number) so a rejoin can replay it if Lavalink drops the track meanwhile."""
+        disconnected. Returns what was playing (track, track position, paused, end time, the
+        last TrackEndEvent seen) so a rejoin can replay it if Lavalink drops the track."""
         now = time.monotonic()
         with self._lock:
             server = self._server_position()
@@ -690,7 +692,7 @@ class Player:
                 track_position = _clamp(self._track_time_at(server), track.info.length)
             self._pos = (server, now)
             self._connected = False
-            return track, track_position, self._paused, self._end_time, self._started
+            return track, track_position, self._paused, self._end_time, self._last_end
 
     def _restore_update(self) -> UpdatePlayer:
         """An UpdatePlayer that rebuilds this player elsewhere from local state (move, recreate)."""

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from conftest import FAST, USER_ID, wait_until
 
-from lavasync import Client, Event, Player, Track
+from lavasync import Client, Event, Player, Track, TrackStartEvent
 from lavasync.testing import FakeGateway, FakeNode
 
 CHANNEL = 1126593424391868476
@@ -108,8 +108,10 @@ class Env:
 
     def play(self, player: Player, length: int = 600_000) -> Track:
         track = self.fake.add_track(f"Song {player.guild_id}", length=length)
+        starts = len(self.of(TrackStartEvent, guild_id=player.guild_id))
         player.play(track)
-        wait_until(lambda: player.track is not None)
+        # the start went through the reader (and the dispatcher): local state is settled
+        self.wait_event(TrackStartEvent, count=starts + 1, guild_id=player.guild_id)
         return track
 
 
