@@ -35,6 +35,8 @@ from typing import Any, Callable, Optional, TypeVar, Union
 from . import __version__
 from ._dispatch import Dispatcher, EventBuffer, ListenerRegistry
 from ._placement import Placement
+from ._presence import Inactivity, VoicePresence
+from ._shards import Shards, check_shard_count
 from ._workers import WorkerPool
 from .errors import (
     ClientClosedError,
@@ -202,6 +204,8 @@ class Client:
         metrics: Optional[Any] = None,
         shard_ids: Optional[Sequence[int]] = None,
         shard_count: Optional[int] = None,
+        leave_after_alone: Optional[float] = None,
+        leave_after_idle: Optional[float] = None,
     ) -> None:
         self.user_id = snowflake(user_id, "user_id")
         if self.user_id == 0:
@@ -220,10 +224,19 @@ class Client:
             raise ValueError(f"save_interval must be a number of seconds, not {save_interval!r}")
         if not 0 <= save_interval < float("inf"):
             raise ValueError(f"save_interval must be >= 0 seconds, not {save_interval}")
-        if shard_count is not None and (
-            isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1
+        shard_count = check_shard_count(shard_count)
+        for name, limit in (
+            ("leave_after_alone", leave_after_alone),
+            ("leave_after_idle", leave_after_idle),
         ):
-            raise ValueError(f"shard_count must be an integer >= 1, not {shard_count!r}")
+            if limit is not None and (
+                isinstance(limit, bool)
+                or not isinstance(limit, (int, float))
+                or not 0 < limit < float("inf")
+            ):
+                raise ValueError(
+                    f"{name} must be a positive number of seconds or None, not {limit!r}"
+                )
         owned: Optional[frozenset[int]] = None
         if shard_ids is not None:
             if shard_count is None:
@@ -235,8 +248,6 @@ class Client:
                 if not 0 <= shard < shard_count:
                     raise ValueError(f"shard id {shard} is outside 0..{shard_count - 1}")
             owned = frozenset(ids)
-        #: How many shards the bot has (None: unknown; then every guild is on shard 0).
-        self.shard_count: Optional[int] = shard_count
         #: The shards this process runs (None: all): it restores only their guilds.
         self.shard_ids: Optional[frozenset[int]] = owned
         self.client_name = client_name or f"lavasync/{__version__}"
@@ -269,8 +280,11 @@ class Client:
             raise ValueError("state_store is a StateStore, a JSON file path, or None")
         self.state_store: StateStore = state_store
         self.save_interval = save_interval
+        self._shards = Shards(self, shard_count)  # before the store: it reads shard_count
         self._init_store()
         self._placement = Placement(self)
+        self._presence = VoicePresence(self.user_id)
+        self._inactivity = Inactivity(self, leave_after_alone, leave_after_idle)
         self._workers = WorkerPool("lavasync-worker", 8)
         self._movers = WorkerPool("lavasync-move", move_concurrency)
         self._save_lock = threading.RLock()  # reentrant: a store's save() may call close()
@@ -596,18 +610,112 @@ class Client:
 
     # ------------------------------------------------------------------ voice / gateway
 
-    def handle_gateway(self, dispatch: Mapping[str, Any]) -> None:
-        """Feed any raw gateway dispatch (``{"t": ..., "d": ...}``); irrelevant ones are ignored."""
+    def handle_gateway(self, dispatch: Mapping[str, Any], shard_id: Optional[int] = None) -> None:
+        """Feed any raw gateway dispatch (``{"t": ..., "d": ...}``); irrelevant ones are ignored.
+
+        ``shard_id`` says which shard it came from (sharded bots; READY's ``shard`` says it too).
+        Used: READY/RESUMED (the shard is up: rejoin its lost voice connections), the voice
+        updates, GUILD_CREATE/GUILD_DELETE (outages, removal, who is in voice), CHANNEL_DELETE.
+        Never blocks: what follows runs on lavasync's workers.
+        """
+        if shard_id is not None:
+            shard_id = self._shards.check(shard_id)
         if not isinstance(dispatch, Mapping):
             return
         kind = dispatch.get("t")
         data = dispatch.get("d")
+        if kind in ("READY", "RESUMED"):
+            if not self._closed:
+                if kind == "READY":
+                    shard_id = self._shards.from_ready(data, shard_id)
+                self._shards.ready(0 if shard_id is None else shard_id)
+            return
         if not isinstance(data, Mapping):
             return
         if kind == "VOICE_SERVER_UPDATE":
             self.handle_voice_server_update(data)
         elif kind == "VOICE_STATE_UPDATE":
             self.handle_voice_state_update(data)
+        elif kind in ("GUILD_CREATE", "GUILD_DELETE", "CHANNEL_DELETE"):
+            self._handle_guild_dispatch(kind, data)
+
+    @property
+    def shard_count(self) -> Optional[int]:
+        """How many shards the bot runs (``Client(shard_count=...)``, or READY's ``shard``);
+        None while unknown (then every guild counts as shard 0)."""
+        return self._shards.count
+
+    def shard_of(self, guild_id: int) -> int:
+        """The shard carrying a guild: ``(guild_id >> 22) % shard_count`` (0 when unknown)."""
+        return self._shards.shard_of(snowflake(guild_id, "guild_id"))
+
+    def shard_lost(self, shard_id: int) -> None:
+        """The host's gateway socket for ``shard_id`` closed (for whatever reason).
+
+        Every player of a guild on that shard that is in a voice channel is marked voice-lost
+        at once (``connected`` False, a :class:`~lavasync.VoiceLostEvent`, its channel
+        remembered); nothing is destroyed on Lavalink. The shard's next READY or RESUMED (or
+        :meth:`shard_ready`) rejoins them. Cheap and non-blocking: call it from the gateway
+        thread. Does nothing once the client is closed."""
+        shard_id = self._shards.check(shard_id)
+        if not self._closed:
+            self._shards.lost(shard_id)
+
+    def shard_ready(self, shard_id: int) -> None:
+        """The shard is up again (what a READY or RESUMED dispatch does by itself): rejoin its
+        lost voice connections, paced, on lavasync's workers. Without a :meth:`shard_lost`
+        before, only players whose voice Lavalink reports closed are rejoined. Does nothing
+        once the client is closed."""
+        shard_id = self._shards.check(shard_id)
+        if not self._closed:
+            self._shards.ready(shard_id)
+
+    def _handle_guild_dispatch(self, kind: str, data: Mapping[str, Any]) -> None:
+        """GUILD_CREATE, GUILD_DELETE, CHANNEL_DELETE (the host's thread: state only)."""
+        if self._closed:
+            return
+        if kind == "CHANNEL_DELETE":
+            guild = _guild_of(data)
+            try:
+                channel = int(data["id"])
+            except (KeyError, TypeError, ValueError):
+                return
+            if guild is None:
+                return
+            self._presence.channel_deleted(guild, channel)
+            player = self._players.get(guild)
+            voice = player.voice if player is not None else None
+            if (
+                player is not None
+                and voice is not None
+                and channel in (voice.channel_id, voice.lost_channel())
+            ):
+                self._call_soon(
+                    partial(self._destroy_player, player, "channel deleted", timeout=None)
+                )
+            return
+        try:
+            guild = int(data["id"])
+        except (KeyError, TypeError, ValueError):
+            return
+        player = self._players.get(guild)
+        if kind == "GUILD_CREATE":
+            self._presence.guild_create(guild, data)
+            if data.get("unavailable") is True:
+                return
+            self._shards.guild_available(guild)
+        elif data.get("unavailable") is True:  # GUILD_DELETE: an outage
+            self._shards.guild_unavailable(guild)
+        else:  # GUILD_DELETE: the bot was removed from the guild
+            self._shards.guild_removed(guild)
+            self._presence.forget_guild(guild)
+            if player is not None:
+                self._call_soon(
+                    partial(self._destroy_player, player, "removed from guild", timeout=None)
+                )
+            return
+        if player is not None:
+            self._inactivity.update(player)
 
     def handle_voice_server_update(self, data: Mapping[str, Any]) -> None:
         """A VOICE_SERVER_UPDATE's ``d``: token and endpoint for a guild's voice server."""
@@ -627,15 +735,17 @@ class Client:
         user = data.get("user_id")
         if user is None and isinstance(data.get("member"), Mapping):
             user = data["member"].get("user", {}).get("id")
+        self._presence.update(guild, data)
         try:
-            if user is None or int(user) != self.user_id:
-                return
+            ours = user is not None and int(user) == self.user_id
         except (TypeError, ValueError):
             return
         player = self._players.get(guild)
         if player is None:
             return
-        player._voice_machine().on_state_update(data)
+        if ours:
+            player._voice_machine().on_state_update(data)
+        self._inactivity.update(player)  # its channel or its listeners changed
 
     def _send_op4(
         self, guild_id: int, channel_id: Optional[int], self_deaf: bool, self_mute: bool
@@ -764,6 +874,7 @@ class Client:
                 self._state_changed(event.guild_id)
             if type(event) is not PlayerUpdateEvent:
                 self._state_changed(event.guild_id)  # a track started or ended
+                self._inactivity.update(player)  # idle or not any more (cheap, no I/O)
                 return
         if self._dirty:
             self._maybe_save()
@@ -989,13 +1100,6 @@ class Client:
     # sessions") dirty; the lavasync-store thread writes only those, renews the guild leases
     # and takes over guilds whose lease another process gave up. The store is never called on
     # a reader thread or under the client lock.
-
-    def shard_of(self, guild_id: int) -> int:
-        """The shard of a guild: ``(guild_id >> 22) % shard_count`` (0 when unknown / 1 shard)."""
-        count = self.shard_count
-        if not count or count <= 1:
-            return 0
-        return (int(guild_id) >> 22) % count
 
     def _owns(self, guild_id: int) -> bool:
         """Does this process run ``guild_id``'s shard (True without ``shard_ids``)?"""

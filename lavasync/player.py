@@ -209,6 +209,23 @@ class Player:
         return voice.channel_id if voice is not None else None
 
     @property
+    def voice_lost(self) -> bool:
+        """The voice connection was lost (shard dropped, guild outage, a voice close code that
+        needs a fresh join) and lavasync is rejoining :attr:`channel_id` by itself."""
+        voice = self._voice
+        return voice is not None and voice.lost
+
+    @property
+    def listeners(self) -> frozenset[int]:
+        """User ids in the bot's voice channel, bots excluded, as the gateway told
+        (GUILD_CREATE's ``voice_states`` and every VOICE_STATE_UPDATE fed to
+        ``handle_gateway``). Empty when the bot is in no channel."""
+        channel = self.channel_id
+        if channel is None:
+            return frozenset()
+        return self._client._presence.listeners(self.guild_id, channel)
+
+    @property
     def voice(self) -> Optional[VoiceConnection]:
         """The voice state machine (None before the first connect or voice update)."""
         return self._voice
@@ -700,6 +717,23 @@ class Player:
         voice = self._voice
         if voice is not None:
             voice.cancel(reason)
+
+    def _voice_lost_now(
+        self,
+    ) -> tuple[Optional[Track], int, bool, Optional[int], Optional[TrackEndEvent]]:
+        """The voice is gone: freeze the position where it is and mark the player
+        disconnected. Returns what was playing (track, track position, paused, end time, the
+        last TrackEndEvent seen) so a rejoin can replay it if Lavalink drops the track."""
+        now = time.monotonic()
+        with self._lock:
+            server = self._server_position()
+            track = self._track
+            track_position = 0
+            if track is not None:
+                track_position = _clamp(self._track_time_at(server), track.info.length)
+            self._pos = (server, now)
+            self._connected = False
+            return track, track_position, self._paused, self._end_time, self._last_end
 
     def _restore_update(self) -> UpdatePlayer:
         """An UpdatePlayer that rebuilds this player elsewhere from local state (move, recreate)."""

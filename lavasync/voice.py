@@ -17,6 +17,20 @@ compares the values with what it sent once the PATCH is done and sends again if 
 them meanwhile, so after any interleaving Lavalink ends up with the latest dispatched voice state.
 A join that fails (Discord never answers, or Lavalink refuses or never answers the voice PATCH)
 sends OP 4 with ``channel_id: null``: the bot never stays silent in a channel.
+
+Voice loss (a shard's gateway dropped, a guild outage, a voice close code that needs a fresh
+join): the machine remembers the channel and holds every PATCH (dispatches that arrive while the
+voice is lost are stale). :mod:`lavasync._shards` starts the rejoin (:meth:`begin_rejoin`: the
+old values are dropped, a fresh OP 4 goes out) and the new VOICE_STATE/SERVER_UPDATE are PATCHed
+as they come; the first PATCH Lavalink accepts ends the loss. Re-sending the old values would do
+nothing: Lavalink only reconnects when token, endpoint, session or channel changed.
+
+Voice close codes (Lavalink's WebSocketClosedEvent), see :data:`VOICE_CLOSE_CODES`: 4006, 4009
+and 4015 → voice lost, fresh OP 4 rejoin; 4021 → the same after a backoff; 4014 and 4022 →
+decided by the dispatches that follow (another channel: a move; a new VOICE_SERVER_UPDATE:
+re-sent; ``channel_id: null``: kicked; CHANNEL_DELETE: destroyed; nothing: the shard's next
+READY/RESUMED rejoins); 1000 sent by Lavalink itself → nothing; any other → a
+:class:`~lavasync.VoiceErrorEvent` with the code's meaning (4017: the server lacks DAVE).
 """
 
 from __future__ import annotations
@@ -42,9 +56,55 @@ if TYPE_CHECKING:
     from .models.events import WebSocketClosedEvent
     from .player import Player
 
-__all__ = ["VoiceConnection", "endpoint_region"]
+__all__ = ["VOICE_CLOSE_CODES", "VoiceConnection", "endpoint_region"]
 
 log = logging.getLogger("lavasync.voice")
+
+#: Discord's voice close codes (as Lavalink reports them in WebSocketClosedEvent): their meaning.
+VOICE_CLOSE_CODES: dict[int, str] = {
+    1000: "closed normally (Lavalink replaced or destroyed the connection)",
+    1006: "abnormal closure: the link to Discord's voice server dropped and Lavalink's retries "
+    "failed",
+    4001: "unknown opcode: a bug in the Lavalink server's voice client",
+    4002: "failed to decode payload: a bug in the Lavalink server's voice client",
+    4003: "not authenticated: a bug in the Lavalink server's voice client",
+    4004: "authentication failed: Discord refused the voice token",
+    4005: "already authenticated: a bug in the Lavalink server's voice client",
+    4006: "session no longer valid",
+    4009: "session timeout",
+    4011: "voice server not found",
+    4012: "unknown protocol: the Lavalink server's voice client is too old",
+    4014: "disconnected: kicked, moved, channel deleted or the main gateway session dropped",
+    4015: "voice server crashed",
+    4016: "unknown encryption mode: the Lavalink server's voice client is too old",
+    4017: "end-to-end encryption (DAVE) required: the Lavalink server is too old for Discord's "
+    "DAVE protocol; update it to Lavalink 4.2 or later",
+    4020: "bad request: a bug in the Lavalink server's voice client",
+    4021: "rate limited by Discord's voice server",
+    4022: "call terminated: channel deleted, voice server changed, or the bot was kicked",
+}
+#: Close codes answered with a fresh OP 4 rejoin (resuming that voice session is impossible).
+REJOIN_CODES = frozenset({4006, 4009, 4015})
+#: Close codes whose outcome the dispatches that follow decide (move, kick, channel deleted...).
+WAIT_CODES = frozenset({4014, 4022})
+#: Rate limited: rejoin, but only after a backoff.
+RATE_LIMITED = 4021
+
+
+class _Loss:
+    """A voice loss in progress: the channel to rejoin, why, and what was playing."""
+
+    __slots__ = ("channel", "code", "gen", "reason", "rejoining", "replay", "since")
+
+    def __init__(self, reason: str, code: Optional[int], channel: int, gen: int) -> None:
+        self.reason = reason
+        self.code = code
+        self.channel = channel
+        self.gen = gen
+        self.rejoining = False
+        self.replay: Optional[Any] = None  # the player's snapshot at the first loss
+        self.since = time.monotonic()
+
 
 _REGION_RE = re.compile(r"^(?:[a-z]+-)?([a-z]+?)(?:-?\d+)?(?:-[a-z0-9]+)*\.", re.IGNORECASE)
 
@@ -77,14 +137,20 @@ class VoiceConnection:
         self._joining = False  # a connect() is waiting (it will send the PATCH itself)
         self._sent: Optional[tuple[str, str, str, int]] = None  # what Lavalink accepted last
         self._patching = False  # a PATCH is in flight
-        self._rejoin_pending = False
         self._cancelled: Optional[str] = None
+        self._loss: Optional[_Loss] = None  # voice lost: what to rejoin (see _shards)
+        self._loss_gen = 0
         self._leaving = False  # we sent OP 4 with channel_id null: the null update is ours
 
     @property
     def complete(self) -> bool:
         """All four values are known."""
         return bool(self.session_id and self.channel_id and self.token and self.endpoint)
+
+    @property
+    def lost(self) -> bool:
+        """The voice connection is lost and lavasync is about to rejoin (or rejoining)."""
+        return self._loss is not None
 
     @property
     def region(self) -> Optional[str]:
@@ -131,6 +197,7 @@ class VoiceConnection:
             self._joining = True
             self._leaving = False
             self._cancelled = None
+            self._loss = None  # the caller's own join replaces any pending rejoin
             self.self_deaf = bool(self_deaf)
             self.self_mute = bool(self_mute)
             had_server = bool(self.token and self.endpoint)
@@ -229,6 +296,7 @@ class VoiceConnection:
     def leave(self) -> None:
         """Send OP 4 with ``channel_id: null`` and forget the voice state."""
         with self._lock:
+            self._loss = None
             self._requested = None
             self.channel_id = None
             self.session_id = None
@@ -250,6 +318,7 @@ class VoiceConnection:
             not self._joining
             and not self._patching
             and self._cancelled is None
+            and (self._loss is None or self._loss.rejoining)
             and self.complete
             and self._key() != self._sent
         )
@@ -325,7 +394,13 @@ class VoiceConnection:
                 player._apply_info(info)
                 with self._lock:
                     self._sent = key
-                    self._rejoin_pending = False
+                    done = self._loss if self._loss is not None and self._loss.rejoining else None
+                    if done is not None:
+                        self._loss = None
+                if done is not None:
+                    self._client._shards.rejoined(
+                        player, info, done.channel, done.since, done.replay
+                    )
         except BaseException:
             if owned:
                 with self._lock:
@@ -375,7 +450,9 @@ class VoiceConnection:
         raw_channel = data.get("channel_id")
         if raw_channel is None:
             with self._lock:
-                ours = self._requested is not None or self._leaving
+                # while the voice is lost the null update is stale (the session dropped): the
+                # rejoin puts the bot back
+                ours = self._requested is not None or self._leaving or self._loss is not None
                 self._leaving = False
                 self.channel_id = None
                 self.session_id = None
@@ -425,26 +502,117 @@ class VoiceConnection:
             self._send_voice_soon()
 
     def on_closed(self, event: WebSocketClosedEvent) -> None:
-        """Lavalink's voice socket closed (called on the reader thread: state only)."""
-        if event.code == 4006:
-            # Session no longer valid: one fresh join through the gateway (on the dispatcher).
-            with self._lock:
-                if self._rejoin_pending or self.channel_id is None:
-                    return
-                self._rejoin_pending = True
-                channel, deaf, mute = self.channel_id, self.self_deaf, self.self_mute
+        """Lavalink's voice socket closed (called on the reader thread: state only; the OP 4
+        rejoin runs on a worker, paced per shard). See the module docstring for each code."""
+        code = event.code
+        with self._lock:
+            if self._loss is not None or self._cancelled is not None:
+                return  # a rejoin is already planned or running: this is the old connection
+            if code in WAIT_CODES or code in REJOIN_CODES or code == RATE_LIMITED:
                 self._sent = None
-            guild = self._player.guild_id
+        shards = self._client._shards
+        if code in REJOIN_CODES:
+            shards.lose(self._player, "voice closed", code=code)
+        elif code == RATE_LIMITED:
+            shards.lose(self._player, "voice closed", code=code, backoff=True)
+        elif code in WAIT_CODES or (code == 1000 and not event.by_remote):
+            return
+        else:
+            meaning = VOICE_CLOSE_CODES.get(code, "unknown close code")
+            log.warning(
+                "guild %s: Lavalink's voice connection closed with %s (%s)",
+                self._player.guild_id,
+                code,
+                meaning,
+            )
+            shards.voice_error(self._player, event, meaning)
 
-            def rejoin() -> None:
-                self._client._send_op4(guild, channel, deaf, mute)
+    # ------------------------------------------------------------------ voice loss (_shards)
 
-            self._client._call_soon(rejoin)
-        elif event.code == 4014:
-            # Disconnected: a VOICE_STATE_UPDATE tells whether it was a move (another channel)
-            # or a kick (channel null). Nothing to do until it comes.
-            with self._lock:
-                self._sent = None
+    def mark_lost(self, reason: str, code: Optional[int]) -> Optional[tuple[int, int, bool]]:
+        """Voice is gone: remember the channel, hold every PATCH. Returns ``(channel, gen,
+        first)`` (``first``: not already lost), or None when there is nothing to rejoin (not
+        in a channel, joining or leaving on the caller's request, destroyed)."""
+        with self._lock:
+            if self._cancelled is not None or self._joining or self._leaving:
+                return None
+            loss = self._loss
+            channel = loss.channel if loss is not None else self.channel_id
+            if channel is None:
+                return None
+            self._loss_gen += 1
+            new = _Loss(reason, code, channel, self._loss_gen)
+            if loss is not None:  # a second loss while rejoining: keep the first snapshot
+                new.replay, new.since = loss.replay, loss.since
+            self._loss = new
+            self._sent = None
+            self._cond.notify_all()
+            return channel, new.gen, loss is None
+
+    def set_replay(self, gen: int, snapshot: Any) -> None:
+        """What the player was playing when the voice was lost (replayed if Lavalink drops it)."""
+        with self._lock:
+            if self._loss is not None and self._loss.gen == gen and self._loss.replay is None:
+                self._loss.replay = snapshot
+
+    def wants_rejoin(self, gen: int) -> bool:
+        """The loss ``gen`` still waits for its OP 4."""
+        loss = self._loss
+        return (
+            loss is not None
+            and loss.gen == gen
+            and not loss.rejoining
+            and self._cancelled is None
+            and not self._player.destroyed
+        )
+
+    def begin_rejoin(self, gen: int) -> Optional[tuple[int, bool, bool]]:
+        """Start the rejoin of loss ``gen``: drop the old voice values (the fresh dispatches
+        will be PATCHed as they come). Returns ``(channel, self_deaf, self_mute)`` for the
+        OP 4, or None if that loss is over."""
+        with self._lock:
+            if not self.wants_rejoin(gen):
+                return None
+            assert self._loss is not None
+            self._loss.rejoining = True
+            self.channel_id = self._loss.channel
+            self.session_id = self.token = self.endpoint = None
+            self._sent = None
+            return self._loss.channel, self.self_deaf, self.self_mute
+
+    def rejoin_expired(self, gen: int) -> Optional[tuple[int, str]]:
+        """The rejoin of loss ``gen`` ran out of time: end it. Returns ``(channel, why)``, or
+        None if it completed (or another loss replaced it)."""
+        with self._lock:
+            loss = self._loss
+            if loss is None or loss.gen != gen or not loss.rejoining:
+                return None
+            if self._cancelled is not None:
+                return None
+            missing = []
+            if not self.session_id:
+                missing.append("VOICE_STATE_UPDATE")
+            if not (self.token and self.endpoint):
+                missing.append("VOICE_SERVER_UPDATE")
+            if missing:
+                why = "no " + " and no ".join(missing) + " from Discord"
+            else:
+                why = "Lavalink did not accept the new voice state"
+            self._loss = None
+            self._leaving = True
+            return loss.channel, why
+
+    def pending_rejoin(self) -> Optional[int]:
+        """The generation of a loss that still waits for its OP 4, or None."""
+        loss = self._loss
+        if loss is None or loss.rejoining or self._cancelled is not None:
+            return None
+        return loss.gen
+
+    def lost_channel(self) -> Optional[int]:
+        """The channel a loss remembers (None when not lost)."""
+        loss = self._loss
+        return loss.channel if loss is not None else None
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:

@@ -28,6 +28,7 @@ __all__ = [
     "NodeResumedEvent",
     "PlayerDestroyedEvent",
     "PlayerEvent",
+    "PlayerInactiveEvent",
     "PlayerMovedEvent",
     "PlayerUpdateEvent",
     "ReadyEvent",
@@ -39,6 +40,10 @@ __all__ = [
     "TrackStartEvent",
     "TrackStuckEvent",
     "UnknownEvent",
+    "VoiceErrorEvent",
+    "VoiceLostEvent",
+    "VoiceRejoinFailedEvent",
+    "VoiceRejoinedEvent",
     "WebSocketClosedEvent",
     "parse_event",
 ]
@@ -317,6 +322,104 @@ class PlayerDestroyedEvent(PlayerEvent):
     def __init__(self, guild_id: int, reason: str, **kw: Any) -> None:
         super().__init__(guild_id, **kw)
         self.reason = reason
+
+
+class VoiceLostEvent(PlayerEvent):
+    """The guild's voice connection is gone and lavasync will rejoin ``channel_id`` by itself.
+
+    ``reason`` says why: ``"shard lost"`` (the host called ``shard_lost``), ``"guild
+    unavailable"`` (GUILD_DELETE with ``unavailable``), ``"voice closed"`` (a voice close code
+    that needs a fresh join: ``code`` holds it) or ``"voice closed while the shard was away"``
+    (a READY/RESUMED found Lavalink's voice connection closed). The player is kept on Lavalink;
+    a :class:`VoiceRejoinedEvent` or a :class:`VoiceRejoinFailedEvent` follows.
+    """
+
+    __slots__ = ("channel_id", "code", "reason", "shard_id")
+    _fields = ("guild_id", "channel_id", "reason", "code", "shard_id")
+
+    def __init__(
+        self,
+        guild_id: int,
+        channel_id: int,
+        reason: str,
+        *,
+        code: Optional[int] = None,
+        shard_id: int = 0,
+        **kw: Any,
+    ) -> None:
+        super().__init__(guild_id, **kw)
+        self.channel_id = channel_id
+        self.reason = reason
+        self.code = code
+        self.shard_id = shard_id
+
+
+class VoiceRejoinedEvent(PlayerEvent):
+    """A lost voice connection is back: Lavalink accepted Discord's new voice state.
+
+    ``track_replayed`` is True when Lavalink had dropped the track meanwhile and lavasync played
+    it again at the position it had when the voice was lost; ``lost_for`` is how many seconds
+    the guild was without voice.
+    """
+
+    __slots__ = ("channel_id", "lost_for", "track_replayed")
+    _fields = ("guild_id", "channel_id", "track_replayed")
+
+    def __init__(
+        self, guild_id: int, channel_id: int, track_replayed: bool, lost_for: float, **kw: Any
+    ) -> None:
+        super().__init__(guild_id, **kw)
+        self.channel_id = channel_id
+        self.track_replayed = track_replayed
+        self.lost_for = lost_for
+
+
+class VoiceRejoinFailedEvent(PlayerEvent):
+    """A rejoin did not complete in time: lavasync left the channel (OP 4 null) and destroyed
+    the player (a :class:`PlayerDestroyedEvent` follows). ``reason`` names what was missing."""
+
+    __slots__ = ("channel_id", "reason")
+    _fields = ("guild_id", "channel_id", "reason")
+
+    def __init__(self, guild_id: int, channel_id: int, reason: str, **kw: Any) -> None:
+        super().__init__(guild_id, **kw)
+        self.channel_id = channel_id
+        self.reason = reason
+
+
+class VoiceErrorEvent(PlayerEvent):
+    """Lavalink's voice socket closed with a code lavasync cannot fix by rejoining.
+
+    ``code`` is Discord's voice close code, ``meaning`` what it means and what to do (4017: the
+    Lavalink server is too old for Discord's DAVE end-to-end encryption, it needs 4.2+),
+    ``reason`` the text Discord sent. The player stays, disconnected, until the bot acts.
+    """
+
+    __slots__ = ("by_remote", "code", "meaning", "reason")
+    _fields = ("guild_id", "code", "meaning", "reason", "by_remote")
+
+    def __init__(
+        self, guild_id: int, code: int, meaning: str, reason: str, by_remote: bool, **kw: Any
+    ) -> None:
+        super().__init__(guild_id, **kw)
+        self.code = code
+        self.meaning = meaning
+        self.reason = reason
+        self.by_remote = by_remote
+
+
+class PlayerInactiveEvent(PlayerEvent):
+    """Sent just before lavasync leaves and destroys an inactive player (``Client(
+    leave_after_alone=..., leave_after_idle=...)``). ``reason`` is ``"alone"`` (no listener in
+    the channel) or ``"idle"`` (no track), ``after`` the configured number of seconds."""
+
+    __slots__ = ("after", "reason")
+    _fields = ("guild_id", "reason", "after")
+
+    def __init__(self, guild_id: int, reason: str, after: float, **kw: Any) -> None:
+        super().__init__(guild_id, **kw)
+        self.reason = reason
+        self.after = after
 
 
 class UnknownEvent(Event):

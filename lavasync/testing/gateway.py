@@ -5,6 +5,15 @@ answers them the way Discord does, with ``VOICE_STATE_UPDATE`` / ``VOICE_SERVER_
 dispatches handed to ``deliver`` (usually ``client.handle_gateway``) from the gateway's own
 thread (``fakenode-gateway``), never from the caller's.
 
+Sharded bots: ``shard_count`` spreads guilds over shards as Discord does
+(``(guild_id >> 22) % shard_count``). :meth:`FakeGateway.drop_shard` closes a shard's socket (its
+voice connections die: with a ``node``, Lavalink reports 4014; OP 4s for its guilds go nowhere
+until it is back), :meth:`FakeGateway.ready` / :meth:`FakeGateway.resumed` bring it back with a
+READY (``shard: [id, count]``) or RESUMED dispatch. Guild dispatches (GUILD_CREATE with
+``voice_states`` and ``members``, GUILD_DELETE, CHANNEL_DELETE) and other users'
+VOICE_STATE_UPDATEs follow Discord's gateway documentation. ``deliver_sharded(dispatch,
+shard_id)``, when set, is called instead of ``deliver`` (``client.handle_gateway`` fits both).
+
 Thread-safe: every method may be called from any thread.
 """
 
@@ -50,8 +59,15 @@ class FakeGateway:
         endpoint: str = "rotterdam1234.discord.media:443",
         delay: float = 0.0,
         node: Optional[FakeNode] = None,
+        shard_count: int = 1,
+        deliver_sharded: Optional[Callable[[dict[str, Any], int], None]] = None,
     ) -> None:
+        if isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1:
+            raise ValueError(f"shard_count must be an integer >= 1, not {shard_count!r}")
         self.user_id = int(user_id)
+        self.shard_count = shard_count
+        self.deliver_sharded = deliver_sharded
+        self._down: set[int] = set()
         self.deliver = deliver
         self.endpoint = endpoint
         self.delay = float(delay)
@@ -134,6 +150,8 @@ class FakeGateway:
             d = payload.get("d") or {}
             gid = int(d.get("guild_id", guild_id))
             channel = d.get("channel_id")
+            if self.shard_of(gid) in self._down:
+                return  # written to a closed socket: Discord never sees it
             st = self._state(gid)
             if channel is None:
                 if st.channel_id is None:
@@ -187,10 +205,175 @@ class FakeGateway:
                     except KeyError:
                         pass
 
-    def dispatch(self, payload: dict[str, Any]) -> None:
+    def dispatch(self, payload: dict[str, Any], *, shard_id: int = 0) -> None:
         """Deliver an arbitrary dispatch through the gateway thread (after ``delay``)."""
         with self._lock:
-            self._queue(None, [copy.deepcopy(payload)])
+            self._queue(None, [copy.deepcopy(payload)], shard=shard_id)
+
+    # ------------------------------------------------------------------ shards and guilds
+
+    def shard_of(self, guild_id: int) -> int:
+        """Discord's shard formula: ``(guild_id >> 22) % shard_count``."""
+        return (int(guild_id) >> 22) % self.shard_count
+
+    def shard_down(self, shard_id: int) -> bool:
+        with self._lock:
+            return shard_id in self._down
+
+    def drop_shard(self, shard_id: int, *, voice_code: int = 4014) -> list[int]:
+        """The shard's socket closes: the bot's voice connections in its guilds die (with a
+        ``node``, Lavalink reports ``voice_code`` for each, as after a dropped main session);
+        nothing is delivered for its guilds and their OP 4s go nowhere until :meth:`ready` or
+        :meth:`resumed`. Returns the guilds whose voice died."""
+        with self._lock:
+            self._down.add(shard_id)
+            guilds = [
+                gid
+                for gid, st in self._states.items()
+                if st.channel_id is not None and self.shard_of(gid) == shard_id
+            ]
+            for gid in guilds:
+                self._states[gid].token = ""  # that voice session is gone
+        self._close_voice(guilds, voice_code, "Disconnected.")
+        return guilds
+
+    def ready(self, shard_id: int = 0, *, guild_ids: tuple[int, ...] = ()) -> None:
+        """A fresh session for the shard: READY with ``shard: [id, count]`` (guilds as
+        unavailable stubs, filled by GUILD_CREATE, as Discord does)."""
+        with self._lock:
+            self._down.discard(shard_id)
+            msg = {
+                "t": "READY",
+                "op": 0,
+                "d": {
+                    "v": 10,
+                    "user": {"id": str(self.user_id), "username": "bot", "bot": True},
+                    "guilds": [{"id": str(g), "unavailable": True} for g in guild_ids],
+                    "session_id": secrets.token_hex(16),
+                    "resume_gateway_url": "wss://gateway.invalid",
+                    "shard": [shard_id, self.shard_count],
+                    "application": {"id": str(self.user_id), "flags": 0},
+                },
+            }
+            self._queue(None, [msg], shard=shard_id)
+
+    def resumed(self, shard_id: int = 0) -> None:
+        """The shard resumed its session: a RESUMED dispatch (no payload)."""
+        with self._lock:
+            self._down.discard(shard_id)
+            self._queue(None, [{"t": "RESUMED", "op": 0, "d": None}], shard=shard_id)
+
+    def guild_create(
+        self,
+        guild_id: int,
+        *,
+        voice_states: tuple[tuple[int, int], ...] = (),
+        bots: tuple[int, ...] = (),
+    ) -> None:
+        """GUILD_CREATE: ``voice_states`` as ``(user_id, channel_id)`` pairs (partial states
+        without ``guild_id``, as Discord sends them), ``members`` with ``user.bot`` for each
+        user (true for ``bots``)."""
+        users = {u for u, _ in voice_states} | set(bots)
+        msg = {
+            "t": "GUILD_CREATE",
+            "op": 0,
+            "d": {
+                "id": str(guild_id),
+                "name": "guild",
+                "unavailable": False,
+                "voice_states": [
+                    {
+                        "user_id": str(user),
+                        "channel_id": str(channel),
+                        "session_id": secrets.token_hex(16),
+                        "deaf": False,
+                        "mute": False,
+                        "self_deaf": False,
+                        "self_mute": False,
+                        "self_video": False,
+                        "suppress": False,
+                        "request_to_speak_timestamp": None,
+                    }
+                    for user, channel in voice_states
+                ],
+                "members": [
+                    {"user": {"id": str(u), "username": f"u{u}", "bot": u in bots}, "roles": []}
+                    for u in sorted(users)
+                ],
+            },
+        }
+        with self._lock:
+            self._queue(int(guild_id), [msg])
+
+    def guild_delete(self, guild_id: int, *, unavailable: bool = False) -> None:
+        """GUILD_DELETE: ``unavailable`` True is an outage (a GUILD_CREATE follows when it
+        ends); without it the bot was removed from the guild (the key is absent)."""
+        d: dict[str, Any] = {"id": str(guild_id)}
+        if unavailable:
+            d["unavailable"] = True
+        with self._lock:
+            if not unavailable:
+                st = self._states.get(int(guild_id))
+                if st is not None:
+                    st.channel_id = None
+            self._queue(int(guild_id), [{"t": "GUILD_DELETE", "op": 0, "d": d}])
+
+    def channel_delete(self, guild_id: int, channel_id: int) -> None:
+        """CHANNEL_DELETE; if the bot was in that channel its voice connection ends (with a
+        ``node``, Lavalink reports 4022 first)."""
+        with self._lock:
+            st = self._states.get(int(guild_id))
+            inside = st is not None and st.channel_id == str(channel_id)
+            if inside and st is not None:
+                st.channel_id = None
+        if inside:
+            self._close_voice([int(guild_id)], 4022, "Call terminated.")
+        msg = {
+            "t": "CHANNEL_DELETE",
+            "op": 0,
+            "d": {"id": str(channel_id), "guild_id": str(guild_id), "type": 2, "name": "voice"},
+        }
+        with self._lock:
+            self._queue(int(guild_id), [msg])
+
+    def user_voice(
+        self, guild_id: int, user_id: int, channel_id: Optional[int], *, bot: bool = False
+    ) -> None:
+        """Another user's VOICE_STATE_UPDATE (joined, moved, or left with ``None``), with the
+        ``member`` object Discord includes (``user.bot``)."""
+        msg = {
+            "t": "VOICE_STATE_UPDATE",
+            "op": 0,
+            "d": {
+                "guild_id": str(guild_id),
+                "channel_id": None if channel_id is None else str(channel_id),
+                "user_id": str(user_id),
+                "member": {"user": {"id": str(user_id), "username": "u", "bot": bot}, "roles": []},
+                "session_id": secrets.token_hex(16),
+                "deaf": False,
+                "mute": False,
+                "self_deaf": False,
+                "self_mute": False,
+                "self_video": False,
+                "suppress": False,
+                "request_to_speak_timestamp": None,
+            },
+        }
+        with self._lock:
+            self._queue(int(guild_id), [msg])
+
+    def _close_voice(self, guilds: list[int], code: int, reason: str) -> None:
+        node = self.node
+        if node is None:
+            return
+        for gid in guilds:
+            for sid in node.session_ids():
+                player = node.player(sid, gid)
+                if player is not None and player["state"]["connected"]:
+                    try:
+                        node.close_voice(gid, code, reason, session_id=sid)
+                    except KeyError:
+                        pass
 
     # ------------------------------------------------------------------ internals
 
@@ -227,9 +410,13 @@ class FakeGateway:
             "op": 0,
         }
 
-    def _queue(self, guild_id: Optional[int], dispatches: list[dict[str, Any]]) -> None:
+    def _queue(
+        self, guild_id: Optional[int], dispatches: list[dict[str, Any]], *, shard: int = 0
+    ) -> None:
         if self._closed:
             return
+        if guild_id is not None:
+            shard = self.shard_of(guild_id)
         if self._scheduler is None:
             self._scheduler = Scheduler("fakenode-gateway")
             self._scheduler.start()
@@ -237,16 +424,18 @@ class FakeGateway:
         for msg in dispatches:
             if msg.get("t") in self.missing:
                 continue
-            self._scheduler.call_at(when, self._deliver, msg)
+            self._scheduler.call_at(when, self._deliver, msg, shard)
 
-    def _deliver(self, msg: dict[str, Any]) -> None:
+    def _deliver(self, msg: dict[str, Any], shard: int = 0) -> None:
         with self._lock:
-            if self._closed:
-                return
+            if self._closed or shard in self._down:
+                return  # a closed socket delivers nothing
             self._seq += 1
             msg["s"] = self._seq
             self._delivered.append(copy.deepcopy(msg))
             self._lock.notify_all()
-            deliver = self.deliver
-        if deliver is not None:
+            deliver, sharded = self.deliver, self.deliver_sharded
+        if sharded is not None:
+            sharded(msg, shard)
+        elif deliver is not None:
             deliver(msg)
