@@ -825,7 +825,8 @@ def _router_for(client: Client) -> _Router:
             _ROUTERS[client] = router
             client.send_gateway = router
             return router
-        if client.send_gateway is not found:
+        hooked = client.send_gateway is found
+        if not hooked:
             raise ValueError("this Client's send_gateway hook was replaced after wiring shards")
         return found
 
