@@ -892,7 +892,9 @@ def connect(
         count = shard_count
     if not ids or len(set(ids)) != len(ids) or not all(0 <= s < count for s in ids):
         raise ValueError(f"shard ids must be distinct and in range(0, {count})")
-    limiter = IdentifyLimiter(max_concurrency, identify_interval)
+    limiter = options.pop("identify_limiter", None) or IdentifyLimiter(
+        max_concurrency, identify_interval
+    )
     started: list[GatewayShard] = []
     try:
         for sid in ids:
