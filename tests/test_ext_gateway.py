@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 import pytest
+from conftest import FAST, USER_ID, wait_until
 
 import lavasync
 from lavasync.ext.gateway import (
@@ -17,8 +18,6 @@ from lavasync.ext.gateway import (
 )
 from lavasync.node import Backoff
 from lavasync.testing import FakeDiscordGateway, FakeNode
-
-from conftest import FAST, USER_ID, wait_until
 
 TOKEN = "fake-bot-token"
 GUILD0 = 817327181659111454  # (id >> 22) % 2 == 0
@@ -79,26 +78,30 @@ def test_identify_sends_intents_and_shard_and_gets_ready(fake: FakeDiscordGatewa
 
 
 def test_heartbeats_are_acked_and_carry_the_sequence() -> None:
-    with FakeDiscordGateway(USER_ID, heartbeat_interval=30) as fake:
-        with GatewayShard(TOKEN, url=fake.url, **options()) as shard:
-            shard.wait_ready(5)
-            fake.wait(lambda: fake.heartbeats >= 3)
-            beats = fake.received_ops(0, 1)
-            assert beats[-1]["d"] == shard.sequence == 1  # READY was s=1
-            wait_until(lambda: shard.latency is not None)
-            assert fake.identifies == 1 and fake.resumes == 0  # acked: never reconnected
+    with (
+        FakeDiscordGateway(USER_ID, heartbeat_interval=30) as fake,
+        GatewayShard(TOKEN, url=fake.url, **options()) as shard,
+    ):
+        shard.wait_ready(5)
+        fake.wait(lambda: fake.heartbeats >= 3)
+        beats = fake.received_ops(0, 1)
+        assert beats[-1]["d"] == shard.sequence == 1  # READY was s=1
+        wait_until(lambda: shard.latency is not None)
+        assert fake.identifies == 1 and fake.resumes == 0  # acked: never reconnected
 
 
 def test_no_ack_is_a_zombie_closed_with_4000_and_resumed() -> None:
-    with FakeDiscordGateway(USER_ID, heartbeat_interval=30) as fake:
-        with GatewayShard(TOKEN, url=fake.url, **options()) as shard:
-            shard.wait_ready(5)
-            session = shard.session_id
-            fake.stop_acking(0)
-            fake.wait(lambda: fake.resumes == 1)
-            fake.stop_acking(0, False)
-            assert 4000 in fake.close_codes  # not 1000/1001: the session stays resumable
-            assert fake.identifies == 1 and shard.session_id == session
+    with (
+        FakeDiscordGateway(USER_ID, heartbeat_interval=30) as fake,
+        GatewayShard(TOKEN, url=fake.url, **options()) as shard,
+    ):
+        shard.wait_ready(5)
+        session = shard.session_id
+        fake.stop_acking(0)
+        fake.wait(lambda: fake.resumes == 1)
+        fake.stop_acking(0, False)
+        assert 4000 in fake.close_codes  # not 1000/1001: the session stays resumable
+        assert fake.identifies == 1 and shard.session_id == session
 
 
 def test_drop_resumes_on_the_resume_url_and_replays_missed_dispatches(
@@ -176,24 +179,28 @@ def test_a_wrong_token_is_4004(fake: FakeDiscordGateway) -> None:
 
 def test_send_keeps_under_the_rate_limit() -> None:
     # the fake closes with 4008 past 4 commands in 0.2 s; the shard keeps to 3 (one spare)
-    with FakeDiscordGateway(USER_ID, rate_limit=(4, 0.2)) as fake:
-        with GatewayShard(TOKEN, url=fake.url, **options(rate_limit=(4, 0.2))) as shard:
-            shard.wait_ready(5)
-            for n in range(12):
-                shard.send({"op": 3, "d": {"n": n}}, timeout=5)
-            fake.wait(lambda: len(fake.received_ops(0, 3)) == 12)
-            assert [p["d"]["n"] for p in fake.received_ops(0, 3)] == list(range(12))
-            assert 4008 not in fake.close_codes and fake.identifies == 1
+    with (
+        FakeDiscordGateway(USER_ID, rate_limit=(4, 0.2)) as fake,
+        GatewayShard(TOKEN, url=fake.url, **options(rate_limit=(4, 0.2))) as shard,
+    ):
+        shard.wait_ready(5)
+        for n in range(12):
+            shard.send({"op": 3, "d": {"n": n}}, timeout=5)
+        fake.wait(lambda: len(fake.received_ops(0, 3)) == 12)
+        assert [p["d"]["n"] for p in fake.received_ops(0, 3)] == list(range(12))
+        assert 4008 not in fake.close_codes and fake.identifies == 1
 
 
 def test_send_waits_for_room_and_times_out() -> None:
-    with FakeDiscordGateway(USER_ID) as fake:
-        with GatewayShard(TOKEN, url=fake.url, **options(rate_limit=(3, 60.0))) as shard:
-            shard.wait_ready(5)
-            shard.send({"op": 3, "d": {}})  # IDENTIFY + this = 2 of the 2 allowed
-            with pytest.raises(lavasync.LavasyncTimeoutError):
-                shard.send({"op": 3, "d": {}}, timeout=0.05)
-            assert len(fake.received_ops(0, 3)) == 1
+    with (
+        FakeDiscordGateway(USER_ID) as fake,
+        GatewayShard(TOKEN, url=fake.url, **options(rate_limit=(3, 60.0))) as shard,
+    ):
+        shard.wait_ready(5)
+        shard.send({"op": 3, "d": {}})  # IDENTIFY + this = 2 of the 2 allowed
+        with pytest.raises(lavasync.LavasyncTimeoutError):
+            shard.send({"op": 3, "d": {}}, timeout=0.05)
+        assert len(fake.received_ops(0, 3)) == 1
 
 
 def test_bad_arguments_raise_value_error(fake: FakeDiscordGateway) -> None:
@@ -317,9 +324,11 @@ def test_connect_wires_op4_through_the_owning_shard_and_dispatches_in(
 
 
 def test_a_client_with_its_own_hook_is_refused(fake: FakeDiscordGateway) -> None:
-    with lavasync.Client(USER_ID, send_gateway=lambda g, p: None) as client:
-        with pytest.raises(ValueError):
-            GatewayShard(TOKEN, client=client, url=fake.url, start=False)
+    with (
+        lavasync.Client(USER_ID, send_gateway=lambda g, p: None) as client,
+        pytest.raises(ValueError),
+    ):
+        GatewayShard(TOKEN, client=client, url=fake.url, start=False)
 
 
 @pytest.mark.skipif(

@@ -10,10 +10,9 @@ from typing import Any, Optional
 
 import pytest
 import websocket
+from conftest import USER_ID
 
 from lavasync.testing import FakeDiscordGateway
-
-from conftest import USER_ID
 
 TOKEN = "fake-bot-token"
 GUILD0 = 0  # (0 >> 22) % 2 == 0
