@@ -770,14 +770,18 @@ def _socketpair() -> tuple[Any, Any]:
     return r, w
 
 
+def _takes_shard_id(client: Client) -> bool:
+    """``client.handle_gateway`` accepts ``shard_id`` (the shard-aware Client API)."""
+    try:
+        return "shard_id" in inspect.signature(client.handle_gateway).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _handle_gateway_for(client: Client, shard_id: int) -> Callable[[dict[str, Any]], Any]:
     """``client.handle_gateway`` with the shard id when the client takes one."""
     handle = client.handle_gateway
-    try:
-        takes_shard = "shard_id" in inspect.signature(handle).parameters
-    except (TypeError, ValueError):
-        takes_shard = False
-    if takes_shard:
+    if _takes_shard_id(client):
         return lambda dispatch: handle(dispatch, shard_id=shard_id)  # type: ignore[call-arg]
     return handle
 

@@ -421,7 +421,14 @@ class FakeDiscordGateway:
             "guild_id": str(guild_id),
             "channel_id": v.channel_id,
             "user_id": str(self.user_id),
-            "member": {"user": {"id": str(self.user_id), "bot": True}, "roles": []},
+            "member": {
+                "user": self._user(),
+                "roles": [],
+                "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            },
             "session_id": v.session_id,
             "deaf": False,
             "mute": False,
@@ -430,6 +437,16 @@ class FakeDiscordGateway:
             "self_video": False,
             "suppress": False,
             "request_to_speak_timestamp": None,
+        }
+
+    def _user(self) -> dict[str, Any]:
+        return {
+            "id": str(self.user_id),
+            "username": "lavasync-bot",
+            "discriminator": "0",
+            "global_name": None,
+            "avatar": None,
+            "bot": True,
         }
 
     def _server_payload(self, guild_id: int, v: _Voice) -> dict[str, Any]:
@@ -690,14 +707,7 @@ class FakeDiscordGateway:
         mine = sorted(g for g in self._guilds if self.shard_of(g) == shard[0])
         ready = {
             "v": 10,
-            "user": {
-                "id": str(self.user_id),
-                "username": "lavasync-bot",
-                "discriminator": "0",
-                "global_name": None,
-                "avatar": None,
-                "bot": True,
-            },
+            "user": self._user(),
             "guilds": [{"id": str(g), "unavailable": True} for g in mine],
             "session_id": session.session_id,
             "resume_gateway_url": self.resume_url,
@@ -720,9 +730,26 @@ class FakeDiscordGateway:
             "name": f"guild-{guild_id}",
             "unavailable": False,
             "member_count": 1,
+            "owner_id": str(self.user_id),
+            "roles": [],
+            "emojis": [],
+            "features": [],
+            "members": [],
             "channels": [
-                {"id": str(c), "type": 2, "name": f"voice-{c}", "guild_id": str(guild_id)}
-                for c in self._guilds.get(guild_id, [])
+                {
+                    "id": str(c),
+                    "type": 2,
+                    "name": f"voice-{c}",
+                    "guild_id": str(guild_id),
+                    "position": n,
+                    "permission_overwrites": [],
+                    "bitrate": 64000,
+                    "user_limit": 0,
+                    "parent_id": None,
+                    "nsfw": False,
+                    "rtc_region": None,
+                }
+                for n, c in enumerate(self._guilds.get(guild_id, []))
             ],
             "voice_states": states,
         }
