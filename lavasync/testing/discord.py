@@ -17,6 +17,8 @@ Controls (any thread): :meth:`drop` (no close frame), :meth:`close_shard` (a clo
 :meth:`refuse_next_resume`, :meth:`invalidate_session`, :meth:`request_reconnect`,
 :meth:`stop_acking`, :meth:`delete_channel`, :meth:`kick`, :meth:`move`, :meth:`dispatch`.
 Records: :meth:`received` (every payload a shard sent), :attr:`identifies`, :attr:`resumes`.
+The one REST route, ``GET /api/v10/gateway/bot`` (:attr:`rest_url`), tells a library where
+the gateway is.
 
 ``?compress=zlib-stream`` is supported (one zlib context per connection, binary frames).
 
@@ -151,6 +153,12 @@ class FakeDiscordGateway:
     def resume_url(self) -> str:
         """READY's ``resume_gateway_url`` (another path, so a test can tell them apart)."""
         return f"ws://{self.host}:{self.port}/resume"
+
+    @property
+    def rest_url(self) -> str:
+        """A REST base URL whose ``GET /gateway/bot`` answers with :attr:`url` (the only REST
+        route served: enough for a library to find the gateway, e.g. hikari's ``rest_url``)."""
+        return f"http://{self.host}:{self.port}/api/v10"
 
     def start(self) -> FakeDiscordGateway:
         """Bind and serve; returns self. Starting twice is a no-op."""
@@ -447,6 +455,11 @@ class FakeDiscordGateway:
             "global_name": None,
             "avatar": None,
             "bot": True,
+            "mfa_enabled": False,
+            "verified": True,
+            "flags": 0,
+            "public_flags": 0,
+            "locale": "en-US",
         }
 
     def _server_payload(self, guild_id: int, v: _Voice) -> dict[str, Any]:
@@ -539,6 +552,9 @@ class FakeDiscordGateway:
                 return
             if req is None:
                 return
+            if req.method == "GET" and req.path.endswith("/gateway/bot"):
+                self._answer_gateway_bot(sock, req.headers.get("Authorization", ""))
+                return
             key = req.headers.get("Sec-WebSocket-Key", "")
             query = parse_qs(req.query_string)
             if (
@@ -585,6 +601,31 @@ class FakeDiscordGateway:
                 sock.close()
             except OSError:
                 pass
+
+    def _answer_gateway_bot(self, sock: socket.socket, auth: str) -> None:
+        """``GET /gateway/bot``: where to connect, how many shards, the IDENTIFY budget."""
+        if auth != f"Bot {self.token}":
+            body = json.dumps({"message": "401: Unauthorized", "code": 0}).encode()
+            status = 401
+        else:
+            body = json.dumps(
+                {
+                    "url": self.url.rstrip("/"),
+                    "shards": self.shard_count or 1,
+                    "session_start_limit": {
+                        "total": 1000,
+                        "remaining": 1000 - self.identifies,
+                        "reset_after": 86_400_000,
+                        "max_concurrency": 1,
+                    },
+                }
+            ).encode()
+            status = 200
+        sock.sendall(
+            _wire.build_response(
+                status, body, content_type="application/json", keep_alive=False, api=[]
+            )
+        )
 
     def _read_loop(self, conn: _Conn, reader: Any) -> None:
         parts: list[bytes] = []
@@ -731,10 +772,58 @@ class FakeDiscordGateway:
             "unavailable": False,
             "member_count": 1,
             "owner_id": str(self.user_id),
-            "roles": [],
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "preferred_locale": "en-US",
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "max_video_channel_users": 25,
+            "max_members": 500000,
+            "widget_enabled": False,
+            "joined_at": "2026-01-01T00:00:00.000000+00:00",
+            "large": False,
+            "roles": [
+                {
+                    "id": str(guild_id),
+                    "name": "@everyone",
+                    "color": 0,
+                    "hoist": False,
+                    "icon": None,
+                    "unicode_emoji": None,
+                    "position": 0,
+                    "permissions": "104324673",
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
             "emojis": [],
+            "stickers": [],
             "features": [],
             "members": [],
+            "threads": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
             "channels": [
                 {
                     "id": str(c),
@@ -785,7 +874,7 @@ class FakeDiscordGateway:
         for msg in list(session.backlog):
             if msg["s"] > seq:
                 self._send(conn, msg)
-        self._dispatch(session, "RESUMED", None)
+        self._dispatch(session, "RESUMED", {})
 
     def _voice_update(self, session: _Session, d: Any) -> None:
         if not isinstance(d, dict):
