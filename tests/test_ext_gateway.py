@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
@@ -364,3 +366,15 @@ def test_shard_dropped_then_resumed_rejoins_every_player_of_that_shard(
             rejoined = client.get_player(GUILD1)
             assert rejoined is not None
             wait_until(lambda: rejoined.connected and rejoined.track is not None)
+
+
+def test_the_core_never_imports_the_integrations() -> None:
+    code = (
+        "import sys, lavasync, lavasync.testing, lavasync.testing.plugin\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lavasync.ext')"
+        " or m.split('.')[0] in ('discord', 'hikari')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.strip() == "[]"
