@@ -112,8 +112,9 @@ def test_drop_resumes_on_the_resume_url_and_replays_missed_dispatches(
     seen = Recorder()
     with GatewayShard(TOKEN, url=fake.url, on_dispatch=seen, **options()) as shard:
         shard.wait_ready(5)
-        wait_until(lambda: "GUILD_CREATE" in seen.names())
+        wait_until(lambda: seen.names().count("GUILD_CREATE") == 2)  # both guilds: 1 shard
         seq = shard.sequence
+        assert seq == 3
         fake.drop(0)
         fake.dispatch(0, "MISSED_A", {"n": 1})
         fake.dispatch(0, "MISSED_B", {"n": 2})
@@ -333,12 +334,34 @@ def test_a_client_with_its_own_hook_is_refused(fake: FakeDiscordGateway) -> None
         GatewayShard(TOKEN, client=client, url=fake.url, start=False)
 
 
+def test_kick_and_channel_delete_close_the_nodes_voice(node: FakeNode) -> None:
+    closed: list[int] = []
+    with (
+        FakeDiscordGateway(USER_ID, guilds={GUILD0: [CHANNEL0]}, node=node) as fake,
+        lavasync.Client(USER_ID, destroy_on_kick=False) as client,
+    ):
+        client.add_listener(lavasync.WebSocketClosedEvent, lambda e: closed.append(e.code))
+        client.add_node("main", node.uri, password=node.password, backoff=FAST)
+        client.wait_ready(5)
+        with GatewayShard(TOKEN, client=client, url=fake.url, **options()) as shard:
+            shard.wait_ready(5)
+            player = client.player(GUILD0)
+            player.connect(CHANNEL0, timeout=5)
+            fake.kick(GUILD0)
+            wait_until(lambda: closed == [4014])
+            player.connect(CHANNEL0, timeout=5)
+            fake.delete_channel(GUILD0, CHANNEL0)
+            wait_until(lambda: closed == [4014, 4022])
+            assert fake.voice_state(GUILD0)["channel_id"] is None  # type: ignore[index]
+
+
 @pytest.mark.skipif(
     not hasattr(lavasync.Client, "shard_lost"),
     reason="needs Client.shard_lost/shard_ready (issue 11 sections 1-2, built in parallel)",
 )
+@pytest.mark.parametrize("resume", [True, False], ids=["resumed", "invalid-session"])
 def test_shard_dropped_then_resumed_rejoins_every_player_of_that_shard(
-    node: FakeNode,
+    node: FakeNode, resume: bool
 ) -> None:
     with (
         FakeDiscordGateway(
@@ -356,8 +379,13 @@ def test_shard_dropped_then_resumed_rejoins_every_player_of_that_shard(
                 player.connect(channel, timeout=5)
                 player.play(track.encoded)
             wait_until(lambda: all(p.connected for p in client.players))
+            if not resume:
+                fake.refuse_next_resume(1)  # INVALID_SESSION false: a fresh IDENTIFY, READY
             fake.drop(1)  # the FakeNode's voice for GUILD1 closes with 4014 too
-            fake.wait(lambda: fake.resumes == 1)
+            if resume:
+                fake.wait(lambda: fake.resumes == 1)
+            else:
+                fake.wait(lambda: fake.identifies == 3)
             # RESUMED -> lavasync rejoins GUILD1 through shard 1: a second OP 4 there
             fake.wait(lambda: len(fake.received_ops(1, 4)) >= 2, timeout=10)
             assert fake.received_ops(1, 4)[-1]["d"]["channel_id"] == str(CHANNEL1)

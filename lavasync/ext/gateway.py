@@ -564,10 +564,7 @@ class GatewayShard:
         sent_at = 0.0
         while True:
             if self._stop.is_set():
-                try:
-                    ws.send_close(1000)
-                except Exception:
-                    pass
+                self._close_handshake(ws)
                 raise lost("stop", "closed")
             msg = self._read(ws, inflator, buffer, next_beat, lost)
             if msg is None:  # the heartbeat is due
@@ -610,6 +607,29 @@ class GatewayShard:
                 except Exception:
                     pass
                 raise lost("identify-later", "INVALID_SESSION")
+
+    def _close_handshake(self, ws: websocket.WebSocket, timeout: float = 1.0) -> None:
+        """Send close 1000 and wait (briefly) for the server's close frame, so the socket is
+        not reset under the server before it read ours."""
+        try:
+            ws.send_close(1000)
+        except Exception:
+            return
+        deadline = time.monotonic() + timeout
+        sock = ws.sock
+        while sock is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                ready, _, _ = select.select([sock], [], [], remaining)
+                if not ready:
+                    return
+                frame = ws.recv_frame()  # type: ignore[no-untyped-call]
+            except Exception:
+                return
+            if frame is None or frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                return
 
     def _on_dispatch(self, msg: dict[str, Any], state: dict[str, bool]) -> None:
         kind = msg.get("t")
