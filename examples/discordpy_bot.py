@@ -149,6 +149,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("--identifier", default="ytsearch:lavalink")
     parser.add_argument("--token", help="a bot token: run the bot on Discord")
     parser.add_argument("--bot-id", type=int, default=BOT_ID, help="the token's bot user id")
@@ -160,7 +166,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from lavasync.testing import FakeDiscordGateway, FakeNode
 
-    with FakeNode() as fake, FakeDiscordGateway(BOT_ID, guilds={GUILD_ID: [CHANNEL_ID]}) as gw:
+    with (
+        FakeNode(dialect=args.fake_dialect) as fake,
+        FakeDiscordGateway(BOT_ID, guilds={GUILD_ID: [CHANNEL_ID]}) as gw,
+    ):
         gw.node = fake
         song = fake.add_track("A short song", length=1_200)
         print(f"loaded: {song.info.title!r}")

@@ -94,6 +94,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("--identifier", default="ytsearch:lavalink")
     parser.add_argument("--token", help="a bot token: connect to Discord's gateway")
     parser.add_argument("--bot-id", type=int, default=BOT_ID, help="the token's bot user id")
@@ -113,7 +119,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     # No node given: a fake Lavalink node and a fake Discord gateway, both in this process.
     with (
-        FakeNode() as fake,
+        FakeNode(dialect=args.fake_dialect) as fake,
         FakeDiscordGateway(BOT_ID, guilds={g: [c] for g, c in GUILDS.items()}, node=fake) as gw,
     ):
         song = fake.add_track("A short song", length=1_200)

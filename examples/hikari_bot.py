@@ -140,6 +140,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", help="a real Lavalink node, e.g. http://127.0.0.1:2333")
     parser.add_argument("--password", default="youshallnotpass")
+    parser.add_argument(
+        "--fake-dialect",
+        default="lavalink",
+        choices=["lavalink", "nodelink"],
+        help="without --uri: the server the in-process fake node plays (NodeLink's deviations)",
+    )
     parser.add_argument("--identifier", default="ytsearch:lavalink")
     parser.add_argument("--token", help="a bot token: run the bot on Discord")
     parser.add_argument("--bot-id", type=int, default=BOT_ID, help="the token's bot user id")
@@ -154,7 +160,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # shaped like a bot token (hikari reads the bot id from its first part); not a real one
     token = base64.b64encode(str(BOT_ID).encode()).decode().rstrip("=") + ".fake.token"
     with (
-        FakeNode() as fake,
+        FakeNode(dialect=args.fake_dialect) as fake,
         FakeDiscordGateway(BOT_ID, token=token, guilds={GUILD_ID: [CHANNEL_ID]}) as gw,
     ):
         gw.node = fake

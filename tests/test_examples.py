@@ -24,7 +24,7 @@ from lavasync.testing import FakeNode
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples"
-SCRIPTS = sorted(p.name for p in EXAMPLES_DIR.glob("*.py"))
+ALL_SCRIPTS = sorted(p.name for p in EXAMPLES_DIR.glob("*.py"))
 TIMEOUT = 50.0  # seconds per script; each takes a few
 
 # Regular expressions that must match lines of stdout, in this order (other lines may come
@@ -122,9 +122,8 @@ def runnable(script: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-def skip_unless_runnable(script: str) -> None:
-    if not runnable(script):
-        pytest.skip(f"{script} needs {REQUIRES[script]} (its lavasync extra) installed")
+#: The examples this environment can run (tests/test_servers_examples.py runs them too).
+SCRIPTS = [script for script in ALL_SCRIPTS if runnable(script)]
 
 
 def subprocess_env() -> dict[str, str]:
@@ -179,7 +178,7 @@ def assert_lines_in_order(lines: Sequence[str], patterns: Sequence[str]) -> list
 @pytest.fixture(scope="module")
 def local_runs() -> Iterator[dict[str, subprocess.Popen[str]]]:
     """Every example started at once, with no arguments (in-process fake node)."""
-    procs = {script: start(script) for script in SCRIPTS if runnable(script)}
+    procs = {script: start(script) for script in SCRIPTS}
     try:
         yield procs
     finally:
@@ -190,15 +189,21 @@ def local_runs() -> Iterator[dict[str, subprocess.Popen[str]]]:
 
 
 def test_the_documented_examples_exist() -> None:
-    assert set(EXPECTED) <= set(SCRIPTS), "an example the README names is missing"
-    assert set(SCRIPTS) <= set(EXPECTED), "a new example needs expected lines in EXPECTED"
+    assert set(EXPECTED) <= set(ALL_SCRIPTS), "an example the README names is missing"
+    assert set(ALL_SCRIPTS) <= set(EXPECTED), "a new example needs expected lines in EXPECTED"
+
+
+@pytest.mark.parametrize("script", sorted(REQUIRES))
+def test_examples_that_need_a_library_run_where_it_is_installed(script: str) -> None:
+    if not runnable(script):
+        pytest.skip(f"{script} needs {REQUIRES[script]} (its lavasync extra; tox -e ext)")
+    assert script in SCRIPTS
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_example_runs_against_the_fake_node(
     script: str, local_runs: dict[str, subprocess.Popen[str]]
 ) -> None:
-    skip_unless_runnable(script)
     code, lines, err = finish(local_runs[script])
     assert code == 0, f"{script} exited {code}\nstdout:\n" + "\n".join(lines) + f"\nstderr:\n{err}"
     assert err == "", f"{script} wrote to stderr (a logged warning?):\n{err}"
@@ -250,7 +255,6 @@ def test_host_gateway_sends_op4_through_the_guilds_shard(
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_example_against_a_node_given_by_uri_skips_voice(script: str) -> None:
-    skip_unless_runnable(script)
     with FakeNode(password="s3cret") as fake:
         code, lines, err = finish(start(script, "--uri", fake.uri, "--password", "s3cret"))
         websocket_sessions = fake.session_ids()
@@ -262,7 +266,6 @@ def test_example_against_a_node_given_by_uri_skips_voice(script: str) -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_example_with_a_wrong_password_fails_loudly(script: str) -> None:
-    skip_unless_runnable(script)
     with FakeNode(password="right") as fake:
         code, _, err = finish(start(script, "--uri", fake.uri, "--password", "wrong"))
     assert code != 0
