@@ -67,6 +67,12 @@ class RecordingClient(lavasync.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shard_calls: list[tuple[str, int]] = []
+        self.fed: list[tuple[Any, Any]] = []
+
+    def handle_gateway(self, dispatch: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+        self.fed.append((dispatch.get("t"), dispatch.get("d")))
+        base: Callable[..., Any] = super().handle_gateway
+        base(dispatch, *args, **kwargs)
 
     def shard_lost(self, shard_id: int) -> None:
         self.shard_calls.append(("lost", shard_id))
@@ -256,3 +262,47 @@ def test_sending_before_the_bot_runs_is_a_clear_error() -> None:
         ext.attach(bot, client)
         with pytest.raises(lavasync.LavasyncError, match="not running"):
             client.send_gateway(GUILD, {"op": 4, "d": {"guild_id": str(GUILD)}})  # type: ignore[misc]
+
+
+def test_other_users_voice_states_reach_the_client(
+    world: tuple[FakeNode, FakeDiscordGateway, RecordingClient],
+) -> None:
+    _, fake, client = world
+    listener = 500000000000000001
+
+    async def main() -> None:
+        bot, _, shard = await start_bot(fake, client)
+        try:
+            channel = bot.get_channel(CHANNEL)
+            vc = await channel.connect(cls=ext.LavasyncVoice, timeout=5)
+            user = {"id": str(listener), "username": "listener", "discriminator": "0"}
+            member = {"user": {**user, "avatar": None, "bot": False}, "roles": []}
+            member.update({"joined_at": "2026-01-01T00:00:00+00:00", "deaf": False, "mute": False})
+            member["flags"] = 0
+            state = {"guild_id": str(GUILD), "channel_id": str(CHANNEL), "user_id": str(listener)}
+            state.update({"member": member, "session_id": "abc", "deaf": False, "mute": False})
+            state.update({"self_deaf": False, "self_mute": False, "self_video": False})
+            state.update({"suppress": False, "request_to_speak_timestamp": None})
+            fake.dispatch(0, "VOICE_STATE_UPDATE", state)  # another user joins the bot's channel
+
+            def fed() -> list[Any]:
+                return [
+                    d
+                    for t, d in client.fed
+                    if t == "VOICE_STATE_UPDATE" and d.get("user_id") == str(listener)
+                ]
+
+            for _ in range(500):
+                if fed():
+                    break
+                await asyncio.sleep(0.01)
+            (data,) = fed()
+            assert data["channel_id"] == str(CHANNEL)
+            assert data["member"]["user"]["bot"] is False
+            if hasattr(vc.player, "listeners"):  # the Client's listener tracking (issue 11)
+                assert listener in vc.player.listeners
+            await vc.disconnect()
+        finally:
+            await stop_bot(bot, shard)
+
+    asyncio.run(main())

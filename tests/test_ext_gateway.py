@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from conftest import FAST, USER_ID, wait_until
@@ -272,9 +272,9 @@ class RecordingClient(lavasync.Client):
 
     def handle_gateway(self, dispatch: Mapping[str, Any], shard_id: Optional[int] = None) -> None:
         self.shard_ids.append((dispatch.get("t"), shard_id))
-        base = super().handle_gateway
+        base: Callable[..., Any] = super().handle_gateway
         if hasattr(lavasync.Client, "shard_lost"):
-            base(dispatch, shard_id=shard_id)  # type: ignore[call-arg]
+            base(dispatch, shard_id=shard_id)
         else:
             base(dispatch)
 

@@ -113,6 +113,8 @@ class DiscordPyBridge:
                 add_listener(self._on_disconnect, "on_disconnect")
                 add_listener(self._on_ready, "on_ready")
                 add_listener(self._on_ready, "on_resumed")
+            add_listener(self.on_voice_state_update, "on_voice_state_update")
+            add_listener(self.on_guild_available, "on_guild_available")
             add_listener(self.on_guild_remove, "on_guild_remove")
             add_listener(self.on_guild_unavailable, "on_guild_unavailable")
             add_listener(self.on_guild_channel_delete, "on_guild_channel_delete")
@@ -222,7 +224,8 @@ class DiscordPyBridge:
         dispatch = {"op": 0, "t": kind, "d": data}
         guild = data.get("guild_id", data.get("id") if kind.startswith("GUILD_") else None)
         if self._takes_shard and guild is not None:
-            self.client.handle_gateway(dispatch, shard_id=self.shard_of(int(guild)))  # type: ignore[call-arg]
+            handle: Callable[..., Any] = self.client.handle_gateway  # takes shard_id
+            handle(dispatch, shard_id=self.shard_of(int(guild)))
         else:
             self.client.handle_gateway(dispatch)
 
@@ -244,6 +247,24 @@ class DiscordPyBridge:
     async def _on_ready(self) -> None:
         await self.on_shard_ready(self.bot.shard_id or 0)
 
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        """Other users' voice states (the bot's own come through :class:`LavasyncVoice`): they
+        keep ``player.listeners`` current."""
+        me = self.bot.user
+        if me is not None and member.id == me.id:
+            return
+        self.feed("VOICE_STATE_UPDATE", _voice_state(member.guild.id, member.id, member, after))
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """GUILD_CREATE again (after an outage, or at start): who is in which voice channel."""
+        states = []
+        for channel in [*guild.voice_channels, *guild.stage_channels]:
+            for user_id, state in channel.voice_states.items():
+                states.append(_voice_state(guild.id, user_id, guild.get_member(user_id), state))
+        self.feed("GUILD_CREATE", {"id": str(guild.id), "voice_states": states})
+
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         self.feed("GUILD_DELETE", {"id": str(guild.id)})
 
@@ -252,6 +273,22 @@ class DiscordPyBridge:
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         self.feed("CHANNEL_DELETE", {"id": str(channel.id), "guild_id": str(channel.guild.id)})
+
+
+def _voice_state(
+    guild_id: int, user_id: int, member: Optional[discord.Member], state: discord.VoiceState
+) -> dict[str, Any]:
+    """A voice state as Discord sends it, from discord.py's objects."""
+    channel = state.channel
+    data: dict[str, Any] = {
+        "guild_id": str(guild_id),
+        "channel_id": None if channel is None else str(channel.id),
+        "user_id": str(user_id),
+        "session_id": state.session_id,
+    }
+    if member is not None:
+        data["member"] = {"user": {"id": str(user_id), "bot": member.bot}}
+    return data
 
 
 def attach(bot: discord.Client, client: Client, **options: Any) -> DiscordPyBridge:

@@ -800,9 +800,9 @@ def _takes_shard_id(client: Client) -> bool:
 
 def _handle_gateway_for(client: Client, shard_id: int) -> Callable[[dict[str, Any]], Any]:
     """``client.handle_gateway`` with the shard id when the client takes one."""
-    handle = client.handle_gateway
+    handle: Callable[..., Any] = client.handle_gateway
     if _takes_shard_id(client):
-        return lambda dispatch: handle(dispatch, shard_id=shard_id)  # type: ignore[call-arg]
+        return lambda dispatch: handle(dispatch, shard_id=shard_id)
     return handle
 
 

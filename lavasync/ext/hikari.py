@@ -232,7 +232,8 @@ class HikariBridge:
             return
         dispatch = {"op": 0, "t": name, "d": dict(event.payload)}
         if self._takes_shard:
-            self.client.handle_gateway(dispatch, shard_id=event.shard.id)  # type: ignore[call-arg]
+            handle: Callable[..., Any] = self.client.handle_gateway  # takes shard_id
+            handle(dispatch, shard_id=event.shard.id)
         else:
             self.client.handle_gateway(dispatch)
 
