@@ -42,6 +42,10 @@ called from any thread, while clients are connected):
   :meth:`FakeNode.set_voice_failure`; on the gateway side ``FakeGateway.delay``,
   ``FakeGateway.missing``, :meth:`FakeGateway.kick`, :meth:`FakeGateway.region_move`.
 
+``FakeDiscordGateway`` is a whole Discord gateway over a real loopback WebSocket (HELLO,
+IDENTIFY/READY, heartbeats, RESUME, INVALID_SESSION, OP 4 answers, shard faults), for bots
+that run their own gateway connection, e.g. :mod:`lavasync.ext.gateway`.
+
 For pytest, :mod:`lavasync.testing.plugin` (installed as a plugin) gives ready-made fixtures:
 ``fake_node``, ``fake_gateway`` and ``lavasync_client``. ``python -m lavasync.testing serve``
 runs a FakeNode on its own, to develop a bot against without Java.
@@ -50,11 +54,13 @@ runs a FakeNode on its own, to develop a bot against without Java.
 from __future__ import annotations
 
 from ._catalogue import BUILTIN_TRACKS
+from .discord import FakeDiscordGateway
 from .gateway import FakeGateway
 from .node import FakeNode, FakeSession, RecordedHandshake, RecordedRequest
 
 __all__ = [
     "BUILTIN_TRACKS",
+    "FakeDiscordGateway",
     "FakeGateway",
     "FakeNode",
     "FakeSession",
