@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from ..codec import encode_info, with_position
 from . import _wire
@@ -34,6 +34,7 @@ from ._scheduler import Timer
 
 if TYPE_CHECKING:
     from ._ws import _WsConn
+    from .node import FakeNode
 
 _SESSION_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -215,7 +216,7 @@ class FakeSession:
     Attribute reads are safe from any thread; values may change right after.
     """
 
-    def __init__(self, node: _NodeCore, session_id: str, user_id: int, client_name: str) -> None:
+    def __init__(self, node: FakeNode, session_id: str, user_id: int, client_name: str) -> None:
         self._node = node
         self.session_id = session_id
         self.user_id = user_id
@@ -357,7 +358,8 @@ class _Sessions(_NodeCore):
             sid = "".join(secrets.choice(_SESSION_ALPHABET) for _ in range(16))
             if sid not in self._sessions:
                 break
-        session = FakeSession(self, sid, user_id, client_name)
+        # self is the FakeNode this room is part of
+        session = FakeSession(cast("FakeNode", self), sid, user_id, client_name)
         self._sessions[sid] = session
         return session
 
