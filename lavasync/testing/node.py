@@ -61,11 +61,13 @@ class FakeNode(_Faults, _Routes, _Tracks, _HttpServer, _WebSocketServer, _Sessio
     ``fake.password`` are what a client needs. See the module docstring for threads and
     thread-safety. Intervals are in seconds; make them small in tests.
 
-    The fault controls (``drop_connections``, ``close_websockets``, ``expire_session``,
-    ``kill``/``revive``, ``stop_answering``/``resume_answering``, ``refuse_connections``,
-    ``add_route``, ``stuck_track``, ``fail_track``, ``finish_track``, ``close_voice``, ``emit``,
-    ``send_raw``, ``burst``, ``set_voice_delay``, ``set_voice_failure``) are public API, listed
-    by purpose in :mod:`lavasync.testing`.
+    The fault controls (``kill``/``revive``, ``drop_connections``, ``close_websockets``,
+    ``freeze_websockets``, ``expire_session``, ``stop_answering``/``resume_answering``,
+    ``stall_answers``/``release_answers``, ``reset_mid_body``, ``fail_next``, ``clear_faults``,
+    ``rate_limit``, ``refuse_connections``, ``add_route``, ``stuck_track``, ``fail_track``,
+    ``finish_track``, ``close_voice``, ``emit``, ``send_raw``, ``burst``, ``set_voice_delay``,
+    ``set_voice_failure``) are public API, listed by purpose in :mod:`lavasync.testing` and in
+    the testing guide.
     """
 
     def __init__(
