@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 # Document the lavasync next to this folder, not whatever else is installed.
 sys.path.insert(0, os.path.abspath(".."))
@@ -38,3 +39,12 @@ suppress_warnings = ["myst.header"]
 html_theme = "alabaster"
 html_title = f"lavasync {release}"
 html_static_path: list[str] = []
+
+
+def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[type]) -> None:
+    """Show only public bases: FakeNode is built from private mixins (one per concern)."""
+    bases[:] = [b for b in bases if not b.__name__.startswith("_")] or [object]
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-bases", _public_bases)
