@@ -49,7 +49,7 @@ from .models import events as _events
 from .models.events import Event, PlayerEvent, PlayerUpdateEvent
 from .node import Backoff, Node, NodeState
 from .player import Player
-from .queue import Queue
+from .queue import Queue, _QueueRouter
 from .rest import _encoded_list
 from .store import FORMAT_VERSION, JsonFileStore, MemoryStore, SaveScheduler, StateStore
 from .transport.rest import READER_PREFIX
@@ -1109,6 +1109,8 @@ class Client:
     def _init_store(self) -> None:
         """Load what earlier processes left for this one: its node sessions, and the players
         of its shards whose lease it gets (the others wait for their owner to let go)."""
+        # attached queues (restored ones too) by guild, behind two client listeners
+        self._queue_router = _QueueRouter(self)
         store = self.state_store
         identity = store.identity
         if not identity:
