@@ -21,6 +21,7 @@ States: a Client is open from construction until :meth:`close`; after that every
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -1137,7 +1138,8 @@ class Client:
         self._load_pending = False
         self._rewrite = False  # after an outage: write everything (Redis may have lost it)
         try:
-            self._load_stored(late=False)
+            with _GcPaused():  # a restart's bulk of new objects (see _GcPaused)
+                self._load_stored(late=False)
         except Exception as exc:
             self._store_failed(exc, "loading")
             self._load_pending = True  # the store thread loads again once the store answers
@@ -1440,9 +1442,10 @@ class Client:
 
     def _restore_players(self, node: Node) -> None:
         """Players an earlier client stored for this node (caller holds the client lock)."""
-        for data in self._stored.get("players", ()):
-            if isinstance(data, dict) and data.get("node") == node.name:
-                self._restore_one(node, data)
+        with _GcPaused():
+            for data in self._stored.get("players", ()):
+                if isinstance(data, dict) and data.get("node") == node.name:
+                    self._restore_one(node, data)
 
     def _restore_one(self, node: Node, data: Mapping[str, Any]) -> Optional[Player]:
         """One stored player (and its queue) on ``node`` (caller holds the client lock)."""
@@ -1584,6 +1587,28 @@ def _buffer_gauges(buffer: EventBuffer) -> dict[str, int]:
         "coalesced": buffer.coalesced,
         "dropped": buffer.dropped,
     }
+
+
+class _GcPaused:
+    """Pause Python's cyclic garbage collector while stored state becomes objects.
+
+    A restore makes hundreds of thousands of long-lived objects and no garbage, and the
+    collector starts a pass every few hundred new objects, now and then one over the whole heap:
+    at 10,000 players those passes took about half of the restore's time, for nothing. Reference
+    counting goes on; the collector runs again as soon as the block ends, even on an error.
+    Nested or concurrent pauses are harmless: only the one that turned it off turns it on.
+    """
+
+    __slots__ = ("_paused",)
+
+    def __enter__(self) -> None:
+        self._paused = gc.isenabled()
+        if self._paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._paused:
+            gc.enable()
 
 
 def _readable_state(data: Any) -> dict[str, Any]:
