@@ -185,11 +185,20 @@ class EventBuffer:
 
 
 class ListenerRegistry:
-    """Listeners by event class. Thread-safe; a snapshot is taken per event, outside the lock."""
+    """Listeners by event class. Thread-safe; a snapshot is taken per event, outside the lock.
+
+    ``add`` and ``remove`` cost O(1) amortised however many listeners a class has (each class
+    keeps its registrations in an insertion-ordered dict, plus where each listener's are), so
+    registering thousands of listeners is linear, not quadratic.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_class: dict[type, tuple[Listener, ...]] = {}
+        self._seq = 0  # registration number: keys the ordered dicts below
+        self._by_class: dict[type, dict[int, Listener]] = {}
+        # cls -> listener -> its registration numbers, oldest first (hashable listeners only;
+        # an unhashable callable is found by a scan, as list.remove would)
+        self._where: dict[type, dict[Listener, deque[int]]] = {}
         self._cache: dict[type, tuple[Listener, ...]] = {}
 
     def add(self, cls: type, fn: Listener) -> None:
@@ -198,21 +207,56 @@ class ListenerRegistry:
         if not callable(fn):
             raise ValueError(f"listener {fn!r} is not callable")
         with self._lock:
-            self._by_class[cls] = (*self._by_class.get(cls, ()), fn)
-            self._cache.clear()
+            self._seq += 1
+            seq = self._seq
+            entries = self._by_class.get(cls)
+            if entries is None:
+                entries = self._by_class[cls] = {}
+                self._where[cls] = {}
+            entries[seq] = fn
+            try:
+                seqs = self._where[cls].get(fn)
+            except TypeError:  # unhashable callable
+                pass
+            else:
+                if seqs is None:
+                    self._where[cls][fn] = deque((seq,))
+                else:
+                    seqs.append(seq)
+            if self._cache:
+                self._cache.clear()
 
     def remove(self, cls: type, fn: Listener) -> bool:
-        """Remove one registration of ``fn`` for ``cls``; False if it was not registered."""
+        """Remove one registration of ``fn`` for ``cls`` (its oldest); False if it was not
+        registered."""
         with self._lock:
-            current = list(self._by_class.get(cls, ()))
-            if fn not in current:
+            entries = self._by_class.get(cls)
+            if entries is None:
                 return False
-            current.remove(fn)
-            if current:
-                self._by_class[cls] = tuple(current)
+            where = self._where[cls]
+            try:
+                seqs = where.get(fn)
+            except TypeError:  # unhashable callable: scan, oldest first
+                seq = next((k for k, v in entries.items() if v == fn), None)
+                if seq is None:
+                    return False
             else:
+                seq = None
+                while seqs:  # skip a number a scan removed (an equal unhashable listener)
+                    candidate = seqs.popleft()
+                    if candidate in entries:
+                        seq = candidate
+                        break
+                if seqs is not None and not seqs:
+                    del where[fn]
+                if seq is None:
+                    return False
+            del entries[seq]
+            if not entries:
                 del self._by_class[cls]
-            self._cache.clear()
+                del self._where[cls]
+            if self._cache:
+                self._cache.clear()
             return True
 
     def __bool__(self) -> bool:
@@ -227,7 +271,9 @@ class ListenerRegistry:
         with self._lock:
             result: list[Listener] = []
             for klass in cls.__mro__:
-                result.extend(self._by_class.get(klass, ()))
+                entries = self._by_class.get(klass)
+                if entries:
+                    result.extend(entries.values())
             found = tuple(result)
             self._cache[cls] = found
         return found

@@ -6,12 +6,18 @@ leaves a token that the first matching end consumes, so an end event delivered a
 replay, a duplicate) or an end for another track (``replaced``) never skips twice.
 
 An attached queue lives as long as its player: when the player is destroyed (disconnect,
-destroy, kick, node lost) the queue removes its listeners from the client by itself.
+destroy, kick, node lost) the queue detaches from the client by itself. Attached queues do not
+each register listeners: the client's :class:`_QueueRouter` holds one ``TrackEndEvent`` and
+one ``PlayerDestroyedEvent`` listener (only while some queue is attached) and hands each event
+to the queues of its guild, so attaching is O(1) and an event costs the same with 10 queues
+or 10,000.
 
 A player's queue (the last one made for it: :attr:`Player.queue <lavasync.Player.queue>`) is part
 of the guild's stored state: upcoming tracks (encoded), history, loop mode, the current track and
 whether its end is still to be acted on. A restarted or taking-over process gets it back with
-the player, attached, so the next track starts when the current one ends, once.
+the player, attached, so the next track starts when the current one ends, once. Restored
+tracks stay encoded until first used (restoring thousands of queues decodes nothing); one that
+cannot be decoded is then left out with a warning.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .errors import LavasyncError
 from .models import Track
@@ -66,10 +72,12 @@ class Queue:
             raise ValueError("history_size must be >= 0")
         self.player = player
         self._lock = threading.RLock()
-        self._upcoming: deque[Track] = deque()
-        self._history: deque[Track] = deque(maxlen=history_size or None)
+        # tracks, or restored ones still as stored (a str, or _Stored with user/plugin data):
+        # decoded on first use, under the lock
+        self._upcoming: deque[_Item] = deque()
+        self._history: deque[_Item] = deque(maxlen=history_size or None)
         self._history_size = history_size
-        self._current: Optional[Track] = None
+        self._current: Optional[_Item] = None
         self._token: Optional[str] = None  # identifier of the track this queue last started
         self._loop = LoopMode(loop)
         self._client: Optional[Client] = None
@@ -84,24 +92,51 @@ class Queue:
 
     def __iter__(self) -> Iterator[Track]:
         with self._lock:
-            return iter(list(self._upcoming))
+            return iter(self._decoded(self._upcoming))
 
     @property
     def upcoming(self) -> list[Track]:
         """A snapshot of the tracks waiting, next first."""
         with self._lock:
-            return list(self._upcoming)
+            return self._decoded(self._upcoming)
 
     @property
     def history(self) -> list[Track]:
         """Tracks already played, oldest first (at most ``history_size``)."""
         with self._lock:
-            return list(self._history)
+            return self._decoded(self._history)
 
     @property
     def current(self) -> Optional[Track]:
         """The track the queue started last (None before :meth:`start`)."""
-        return self._current
+        current = self._current
+        if not isinstance(current, _RESTORED):
+            return current
+        with self._lock:
+            return self._current_track()
+
+    def _current_track(self) -> Optional[Track]:
+        """The current track, decoded if it was restored (caller holds the lock)."""
+        current = self._current
+        if not isinstance(current, _RESTORED):
+            return current
+        track = self._current = _decode(current, self.player.guild_id)
+        return track
+
+    def _decoded(self, items: deque[_Item]) -> list[Track]:
+        """``items`` as tracks: restored ones are decoded in place, once (unreadable ones are
+        left out with a warning); caller holds the lock."""
+        if not any(isinstance(item, _RESTORED) for item in items):
+            return list(items)  # type: ignore[arg-type]
+        guild = self.player.guild_id
+        tracks: list[Track] = []
+        for item in items:
+            track = _decode(item, guild)
+            if track is not None:
+                tracks.append(track)
+        items.clear()
+        items.extend(tracks)
+        return tracks
 
     @property
     def loop(self) -> LoopMode:
@@ -136,9 +171,9 @@ class Queue:
         """The JSON-ready state stored with the player."""
         with self._lock:
             return {
-                "upcoming": [_track_out(t) for t in self._upcoming],
-                "history": [_track_out(t) for t in self._history],
-                "current": None if self._current is None else _track_out(self._current),
+                "upcoming": [_item_out(t) for t in self._upcoming],
+                "history": [_item_out(t) for t in self._history],
+                "current": None if self._current is None else _item_out(self._current),
                 "token": self._token,
                 "loop": self._loop.value,
                 "history_size": self._history_size,
@@ -147,7 +182,8 @@ class Queue:
     @classmethod
     def _restore(cls, player: Player, client: Client, data: Any) -> Optional[Queue]:
         """The queue stored with ``player`` (attached to ``client``), None if there is none.
-        Tracks that cannot be decoded are left out with a warning; odd fields get defaults."""
+        Tracks stay encoded until first used (then unreadable ones are left out with a
+        warning); odd fields get defaults."""
         if not isinstance(data, Mapping):
             return None
         size = data.get("history_size", 50)
@@ -160,9 +196,9 @@ class Queue:
             mode = LoopMode.NONE
         queue = cls(player, loop=mode, history_size=size)
         guild = player.guild_id
-        queue._upcoming.extend(_tracks_in(data.get("upcoming"), guild))
-        queue._history.extend(_tracks_in(data.get("history"), guild))
-        current = _tracks_in([data.get("current")], guild)
+        queue._upcoming.extend(_stored_in(data.get("upcoming"), guild))
+        queue._history.extend(_stored_in(data.get("history"), guild))
+        current = _stored_in([data.get("current")], guild)
         queue._current = current[0] if current else None
         token = data.get("token")
         queue._token = token if isinstance(token, str) else None
@@ -179,6 +215,7 @@ class Queue:
             if index is None:
                 self._upcoming.extend(items)
             else:
+                self._decoded(self._upcoming)  # positions count readable tracks only
                 if not -len(self._upcoming) - 1 <= index <= len(self._upcoming):
                     raise ValueError(f"index {index} is outside the queue")
                 for offset, item in enumerate(items):
@@ -190,9 +227,10 @@ class Queue:
     def remove(self, index: int) -> Track:
         """Remove and return the upcoming track at ``index``."""
         with self._lock:
-            if not -len(self._upcoming) <= index < len(self._upcoming):
+            upcoming = self._decoded(self._upcoming)  # positions count readable tracks only
+            if not -len(upcoming) <= index < len(upcoming):
                 raise ValueError(f"index {index} is outside the queue")
-            track = self._upcoming[index]
+            track = upcoming[index]
             del self._upcoming[index]
         self._changed()
         return track
@@ -219,7 +257,7 @@ class Queue:
         return track
 
     def _take_next(self, *, finished: bool) -> Optional[Track]:
-        current = self._current
+        current = self._current_track()
         if current is not None:
             if finished and self._loop is LoopMode.TRACK:
                 return current
@@ -227,8 +265,12 @@ class Queue:
                 self._upcoming.append(current)
         if current is not None and self._history_size:
             self._history.append(current)
-        self._current = self._upcoming.popleft() if self._upcoming else None
-        return self._current
+        track: Optional[Track] = None
+        guild = self.player.guild_id
+        while track is None and self._upcoming:
+            track = _decode(self._upcoming.popleft(), guild)
+        self._current = track
+        return track
 
     # ------------------------------------------------------------------ playback
 
@@ -252,14 +294,15 @@ class Queue:
     def start(self) -> Optional[Track]:
         """Play the first track if nothing is playing; returns what plays."""
         with self._lock:
-            if self._current is not None and self.player.track is not None:
-                return self._current
+            current = self._current_track()
+            if current is not None and self.player.track is not None:
+                return current
         return self.play_next()
 
     # ------------------------------------------------------------------ automatic advance
 
     def attach(self, client: Client) -> None:
-        """Advance automatically on this player's track ends (listener on the dispatcher).
+        """Advance automatically on this player's track ends (on the dispatcher thread).
 
         Does nothing if the player is already destroyed; detaches itself when it is destroyed.
         """
@@ -267,20 +310,18 @@ class Queue:
             if self._client is not None or self.player.destroyed:
                 return
             self._client = client
-        client.add_listener(TrackEndEvent, self._on_track_end)
-        client.add_listener(PlayerDestroyedEvent, self._on_destroyed)
+            client._queue_router.add(self)
         if self.player.destroyed:  # destroyed while registering: its event may have gone by
             self.detach()
 
     def detach(self) -> None:
-        """Stop listening to the client: the queue no longer advances by itself (idempotent,
-        any thread)."""
+        """Stop following the client's events: the queue no longer advances by itself
+        (idempotent, any thread)."""
         with self._lock:
             client = self._client
             self._client = None
-        if client is not None:
-            client.remove_listener(TrackEndEvent, self._on_track_end)
-            client.remove_listener(PlayerDestroyedEvent, self._on_destroyed)
+            if client is not None:
+                client._queue_router.remove(self)
 
     def _on_destroyed(self, event: PlayerDestroyedEvent) -> None:
         if event.guild_id == self.player.guild_id and self.player.destroyed:
@@ -311,6 +352,152 @@ class Queue:
             )
 
 
+class _QueueRouter:
+    """The client's attached queues by guild, and the two listeners that feed them.
+
+    One ``TrackEndEvent`` and one ``PlayerDestroyedEvent`` listener are registered while at
+    least one queue is attached (none otherwise: a client without queues pays nothing per
+    event); each event goes to the queues of its guild only, in the order they attached.
+    Thread-safe: ``add``/``remove`` from any thread (O(1)); the listeners run on the dispatcher.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        # guild -> its queue, or its queues in attach order when there are several (rare: one
+        # object per guild, not a container, keeps 10,000 restored queues cheap)
+        self._by_guild: dict[int, Union[Queue, list[Queue]]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, queue: Queue) -> None:
+        guild = queue.player.guild_id
+        with self._lock:
+            found = self._by_guild.get(guild)
+            if found is None:
+                self._by_guild[guild] = queue
+            elif found is queue or (isinstance(found, list) and _index(found, queue) >= 0):
+                return
+            elif isinstance(found, list):
+                found.append(queue)
+            else:
+                self._by_guild[guild] = [found, queue]
+            self._count += 1
+            if self._count == 1:  # the registry calls only take its own short lock
+                self._client.add_listener(TrackEndEvent, self._on_track_end)
+                self._client.add_listener(PlayerDestroyedEvent, self._on_destroyed)
+
+    def remove(self, queue: Queue) -> None:
+        guild = queue.player.guild_id
+        with self._lock:
+            found = self._by_guild.get(guild)
+            if found is queue:
+                del self._by_guild[guild]
+            elif isinstance(found, list) and _index(found, queue) >= 0:
+                del found[_index(found, queue)]
+                if len(found) == 1:
+                    self._by_guild[guild] = found[0]
+            else:
+                return
+            self._count -= 1
+            if self._count == 0:
+                self._client.remove_listener(TrackEndEvent, self._on_track_end)
+                self._client.remove_listener(PlayerDestroyedEvent, self._on_destroyed)
+
+    def _queues_of(self, guild_id: int) -> list[Queue]:
+        with self._lock:
+            found = self._by_guild.get(guild_id)
+            if found is None:
+                return []
+            return list(found) if isinstance(found, list) else [found]
+
+    def _on_track_end(self, event: TrackEndEvent) -> None:
+        _each(self._queues_of(event.guild_id), lambda queue: queue._on_track_end(event))
+
+    def _on_destroyed(self, event: PlayerDestroyedEvent) -> None:
+        _each(self._queues_of(event.guild_id), lambda queue: queue._on_destroyed(event))
+
+
+def _index(queues: list[Queue], queue: Queue) -> int:
+    """Where ``queue`` itself is in ``queues`` (by identity), or -1."""
+    for i, q in enumerate(queues):
+        if q is queue:
+            return i
+    return -1
+
+
+def _each(queues: list[Queue], call: Callable[[Queue], None]) -> None:
+    """``call`` for every queue, even if one raises (the first error is raised after, for the
+    dispatcher to log and hand to its error hook)."""
+    error: Optional[BaseException] = None
+    for queue in queues:
+        try:
+            call(queue)
+        except BaseException as exc:
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
+
+
+class _Stored:
+    """A restored queue track with user or plugin data, kept as stored until first used (one
+    without is kept as its bare encoded string): decoding every queued track of every restored
+    player would dominate a restart (about 16 us each)."""
+
+    __slots__ = ("encoded", "plugin_info", "user_data")
+
+    def __init__(
+        self,
+        encoded: str,
+        user_data: Optional[dict[str, Any]],
+        plugin_info: Optional[dict[str, Any]],
+    ) -> None:
+        self.encoded = encoded
+        self.user_data = user_data
+        self.plugin_info = plugin_info
+
+
+_Item = Union[Track, str, _Stored]
+_RESTORED = (str, _Stored)  # queue items not decoded yet
+
+
+def _decode(item: _Item, guild: int) -> Optional[Track]:
+    """A queue item as a Track: restored ones are decoded (None, with a warning, if that fails)."""
+    if not isinstance(item, _RESTORED):
+        return item
+    from .codec import decode_track
+
+    stored = item if isinstance(item, _Stored) else None
+    try:
+        track = decode_track(item if stored is None else stored.encoded)  # type: ignore[arg-type]
+    except (LavasyncError, ValueError) as exc:
+        log.warning("guild %s: skipping a stored queue track: %s", guild, exc)
+        return None
+    if stored is not None:
+        if stored.user_data:
+            track.user_data = dict(stored.user_data)
+        if stored.plugin_info:
+            track.plugin_info = dict(stored.plugin_info)
+    return track
+
+
+def _item_out(item: _Item) -> Any:
+    """A queue item as stored: a restored one as it came (not decoded for that)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, _Stored):
+        out: dict[str, Any] = {"encoded": item.encoded}
+        if item.user_data:
+            out["userData"] = item.user_data
+        if item.plugin_info:
+            out["pluginInfo"] = item.plugin_info
+        return out
+    return _track_out(item)
+
+
 def _track_out(track: Track) -> Any:
     """A track as stored: its encoded string, or a dict when it carries user or plugin data."""
     if track.user_data or track.plugin_info:
@@ -323,30 +510,30 @@ def _track_out(track: Track) -> Any:
     return track.encoded
 
 
-def _tracks_in(items: Any, guild: int) -> list[Track]:
-    """Stored tracks back as Track objects (decoded locally; unreadable ones skipped)."""
-    from .codec import decode_track
-
-    tracks: list[Track] = []
+def _stored_in(items: Any, guild: int) -> list[_Item]:
+    """Stored tracks, still encoded (decoded on first use); what is not even a string is
+    skipped with a warning."""
+    stored: list[_Item] = []
     if not isinstance(items, list):
-        return tracks
+        return stored
     for item in items:
         if item is None:
             continue
-        extra: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
-        encoded = extra.get("encoded") if extra else item
+        if isinstance(item, str):
+            stored.append(str(item))
+            continue
+        encoded = item.get("encoded") if isinstance(item, Mapping) else None
         if not isinstance(encoded, str):
             log.warning("guild %s: skipping a stored queue track that is not a string", guild)
             continue
-        try:
-            track = decode_track(encoded)
-        except (LavasyncError, ValueError) as exc:
-            log.warning("guild %s: skipping a stored queue track: %s", guild, exc)
-            continue
-        user_data, plugin_info = extra.get("userData"), extra.get("pluginInfo")
-        if isinstance(user_data, Mapping):
-            track.user_data = dict(user_data)
-        if isinstance(plugin_info, Mapping):
-            track.plugin_info = dict(plugin_info)
-        tracks.append(track)
-    return tracks
+        user_data, plugin_info = _extra(item.get("userData")), _extra(item.get("pluginInfo"))
+        if user_data is None and plugin_info is None:
+            stored.append(str(encoded))
+        else:
+            stored.append(_Stored(str(encoded), user_data, plugin_info))
+    return stored
+
+
+def _extra(value: Any) -> Optional[dict[str, Any]]:
+    """Stored user or plugin data: a non-empty mapping as a dict, anything else None."""
+    return dict(value) if isinstance(value, Mapping) and value else None

@@ -43,19 +43,30 @@ end
 return 1
 """
 
-# Take or renew a lease (and keep the guild's state alive). KEYS: lease, state.
-# ARGV: owner, lease ms, state ttl ms.
+# Take or renew the leases of a batch of guilds (and keep their state alive): one call per
+# batch, not per guild (a restart claims thousands). KEYS: lease, state of each guild in turn.
+# ARGV: owner, lease ms, state ttl ms. Returns 1 (held) or 0 per guild.
 _CLAIM = """
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return 1
+local held = {}
+for i = 1, #KEYS, 2 do
+  local cur = redis.call('GET', KEYS[i])
+  if cur and cur ~= ARGV[1] then
+    held[#held + 1] = 0
+  else
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+    redis.call('PEXPIRE', KEYS[i + 1], ARGV[3])
+    held[#held + 1] = 1
+  end
+end
+return held
 """
 
-# Give a lease up if it is still ours. KEYS: lease. ARGV: owner.
+# Give up the leases of a batch of guilds, each only if it is still ours. KEYS: the leases.
+# ARGV: owner.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
 return 0
 """
 
@@ -216,25 +227,22 @@ class RedisStore(StateStore):
         guilds = list(guild_ids)
         held: set[int] = set()
         lease_ms, state_ms = str(self._lease_ms), str(self._state_ms)
+        lease, state = self._prefix + "lease:", self._prefix + "guild:"
         for start in range(0, len(guilds), _BATCH):
             batch = guilds[start : start + _BATCH]
-            pipe = self.redis.pipeline(transaction=False)
+            keys: list[str] = []
             for guild in batch:
-                self._claim(
-                    keys=[self.key("lease", guild), self.key("guild", guild)],
-                    args=[owner, lease_ms, state_ms],
-                    client=pipe,
-                )
-            held.update(g for g, ok in zip(batch, pipe.execute()) if ok)
+                keys += (f"{lease}{guild}", f"{state}{guild}")
+            results = self._claim(keys=keys, args=[owner, lease_ms, state_ms])
+            held.update(g for g, ok in zip(batch, results) if ok)
         return held
 
     def release(self, owner: str, guild_ids: Iterable[int]) -> None:
         guilds = list(guild_ids)
+        lease = self._prefix + "lease:"
         for start in range(0, len(guilds), _BATCH):
-            pipe = self.redis.pipeline(transaction=False)
-            for guild in guilds[start : start + _BATCH]:
-                self._release(keys=[self.key("lease", guild)], args=[owner], client=pipe)
-            pipe.execute()
+            keys = [f"{lease}{guild}" for guild in guilds[start : start + _BATCH]]
+            self._release(keys=keys, args=[owner])
 
     def lease_owner(self, guild_id: int) -> Optional[str]:
         """Who holds the guild's lease now (None: nobody)."""

@@ -320,7 +320,10 @@ class JsonFileStore(StateStore):
             data = self._read()
             state = dict(data) if isinstance(data, dict) else {}
             state["nodes"] = {n: {"session_id": s} for n, s in (self._nodes or {}).items()}
-            state["players"] = [json.loads(t) for g, t in self._texts.items() if owns(g)]
+            # the players just parsed from the file (fresh objects; the cache keeps texts):
+            # parsing each guild's text again would double the cost of a restart
+            players = _split(data)[1]
+            state["players"] = [p for g, p in players.items() if owns(g)]
             return state
 
     def load_guild(self, guild_id: int) -> Optional[dict[str, Any]]:
