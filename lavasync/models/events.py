@@ -504,7 +504,6 @@ def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> 
     if op == "playerUpdate":
         guild = data["guildId"]
         state = data["state"]
-        player_state = _new(PlayerState)
         # Lavalink's exact shape checked inline (as the compiled decoder checks it); any other
         # shape (a missing, extra or odd field) goes through from_server: strict, then liberal.
         if (
@@ -515,6 +514,7 @@ def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> 
             and type(state.get("connected")) is bool
             and type(state.get("ping")) is int
         ):
+            player_state = _new(PlayerState)
             player_state.__dict__ = {
                 "time": state["time"],
                 "position": state["position"],
