@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from _thread import allocate_lock as _allocate_lock
 from collections import deque
 from collections.abc import Hashable
 from typing import Any, Callable, Optional
@@ -83,8 +85,10 @@ class EventBuffer:
         self._items: deque[Any] = deque()
         self._pending: dict[Hashable, list[Any]] = {}  # key -> its slot still in the line
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._waiting = 0  # consumers blocked in get(): put() notifies only when there are some
+        # Consumers blocked in get(), oldest first: each waits on its own held lock, which put()
+        # releases (what threading.Condition does, without its Python-level bookkeeping on
+        # every put while a consumer waits, which is most of the time when it keeps up).
+        self._sleepers: deque[Any] = deque()
         self._closed = False
         self._overflowing = False  # in an overflow episode (warned once; ends at the watermark)
         self.coalesced = 0  #: how many events were replaced by a newer one (for diagnostics)
@@ -120,8 +124,8 @@ class EventBuffer:
                 items.append(item)
             else:
                 items.append(event)
-            if self._waiting:
-                self._cond.notify()
+            if self._sleepers:
+                self._sleepers.popleft().release()  # wake the longest-waiting consumer
         if warn:
             log.warning(
                 "%s full (%d events): dropping the oldest unread ones (read them with "
@@ -142,18 +146,10 @@ class EventBuffer:
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """The next event, or None after ``timeout`` seconds (None: wait forever) or when closed."""
-        with self._cond:
+        with self._lock:
             items = self._items
-            if not items:
-                if self._closed:
-                    return None
-                self._waiting += 1
-                try:
-                    self._cond.wait_for(lambda: self._items or self._closed, timeout)
-                finally:
-                    self._waiting -= 1
-                if not items:
-                    return None
+            if not items and (self._closed or not self._sleep(timeout)):
+                return None
             item = items.popleft()
             if self._overflowing and len(items) <= self._watermark:
                 self._overflowing = False  # caught up: a later overflow warns again
@@ -163,6 +159,34 @@ class EventBuffer:
                     del self._pending[key]
                 return item[0]
             return item
+
+    def _sleep(self, timeout: Optional[float]) -> bool:
+        """Wait (lock held, released meanwhile) until an event is there: False on timeout or
+        close."""
+        lock = self._lock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            waiter = _allocate_lock()
+            waiter.acquire()
+            self._sleepers.append(waiter)
+            lock.release()
+            try:
+                if deadline is None:
+                    waiter.acquire()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0:
+                        waiter.acquire(True, remaining)
+            finally:
+                lock.acquire()
+                try:
+                    self._sleepers.remove(waiter)  # still there: not woken (timeout, error)
+                except ValueError:
+                    pass  # put() or close() took it out to wake this consumer
+            if self._items:
+                return True
+            if self._closed or (deadline is not None and time.monotonic() >= deadline):
+                return False
 
     def drain(self) -> list[Any]:
         """Remove and return every pending event."""
@@ -175,9 +199,11 @@ class EventBuffer:
 
     def close(self) -> None:
         """Wake every waiting ``get``; later ``put`` calls are ignored."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            sleepers = self._sleepers
+            while sleepers:
+                sleepers.popleft().release()
 
     @property
     def closed(self) -> bool:

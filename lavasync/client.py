@@ -843,7 +843,9 @@ class Client:
         buffer = self._poll
         if buffer is not None:
             buffer.put(event)
-        self._dispatcher.submit(event)
+        dispatcher = self._dispatcher  # Dispatcher.submit inline: this runs for every frame
+        if dispatcher.listeners.for_event(event):
+            dispatcher.buffer.put(event)
         if self._metrics is not None and type(event) is not PlayerUpdateEvent:
             self._observe_event(event)
 
@@ -868,15 +870,21 @@ class Client:
     def _on_player_event(self, node: Node, event: PlayerEvent) -> None:
         """Apply a player event to its player's state (the node queues the event itself)."""
         player = self._players.get(event.guild_id)
+        if type(event) is PlayerUpdateEvent:
+            # Position and ping only (every player, every few seconds): stored only when the
+            # connection flag flips. No _maybe_save here: a pending save was scheduled when
+            # the change was marked, and the store thread retries a failed one by itself.
+            if player is not None and player._node is node:
+                connected = player._connected
+                player._on_event(event)
+                if player._connected != connected:  # whether the position moves: stored
+                    self._state_changed(event.guild_id)
+            return
         if player is not None and player._node is node:
-            connected = player._connected
             player._on_event(event)
-            if player._connected != connected:  # whether the position moves: stored
-                self._state_changed(event.guild_id)
-            if type(event) is not PlayerUpdateEvent:
-                self._state_changed(event.guild_id)  # a track started or ended
-                self._inactivity.update(player)  # idle or not any more (cheap, no I/O)
-                return
+            self._state_changed(event.guild_id)  # a track started or ended
+            self._inactivity.update(player)  # idle or not any more (cheap, no I/O)
+            return
         if self._dirty:
             self._maybe_save()
 

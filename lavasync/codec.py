@@ -169,6 +169,11 @@ def _utf8_of_pair(match: re.Match[bytes]) -> bytes:
     return _utf8_of_pair_bytes(match.group())
 
 
+#: ``chunk.translate(_HIGH_TABLE)`` has a 1 where ``chunk`` has a byte of 0xF0 or more (a
+#: 4-byte UTF-8 lead, which Java's reader rejects): one C-level pass, cheaper than a regex.
+_HIGH_TABLE = bytes(int(byte >= 0xF0) for byte in range(256))
+
+
 def _mutf8_decode(chunk: bytes, name: str) -> str:
     """Modified UTF-8 of a non-ASCII string to a Python str.
 
@@ -176,22 +181,14 @@ def _mutf8_decode(chunk: bytes, name: str) -> str:
     4-byte sequences. Surrogate pairs are rewritten as 4-byte UTF-8 before decoding; anything
     unusual (lone surrogates, overlong forms, errors) goes to the exact, slow reader.
     """
-    try:  # most text is plain UTF-8 (CJK, accents): one C-level decode settles it
-        text = chunk.decode()
-    except UnicodeDecodeError:
-        pass  # NUL as C0 80 or surrogate pairs (emoji): rewritten below
-    else:
-        if max(text, default="") < "\U00010000":
-            return text
-        return _java_decode(chunk, name)  # raises: Java has no 4-byte sequences
-    if _HIGH.search(chunk):
+    if 1 in chunk.translate(_HIGH_TABLE):
         return _java_decode(chunk, name)  # raises: Java has no 4-byte sequences
     data = chunk
-    if b"\xed" in data:
+    if 0xED in data:  # surrogates (emoji are pairs of them); ED also leads plain Hangul
         data = _CESU_PAIR.sub(_utf8_of_pair, data)
-    if b"\xc0" in data:
+    if 0xC0 in data:
         data = data.replace(b"\xc0\x80", b"\x00")
-    try:
+    try:  # most text is plain UTF-8 (CJK, accents): one C-level decode settles it
         return data.decode()
     except UnicodeDecodeError:
         return _java_decode(chunk, name)
@@ -619,6 +616,9 @@ _INFO_ORDER = (
 )
 _MODELS: Optional[tuple[type[Track], type[TrackInfo]]] = None
 _new = object.__new__
+_a2b: Any = binascii.a2b_base64
+#: a2b_base64 can refuse what Java's decoder refuses (3.11+); older Pythons take the slow path
+_STRICT_B64 = sys.version_info >= (3, 11)
 
 
 def _load_models() -> tuple[type[Track], type[TrackInfo]]:
@@ -650,9 +650,77 @@ def decode_track(encoded: str) -> Track:
     DecodeError.
     """
     track_cls, info_cls = _MODELS or _load_models()
-    (_, _, _, title, author, length, identifier, stream, uri, art, isrc, source, _, pos, _) = (
-        _parse(encoded)
-    )
+    # A dedicated parse of the fields a Track holds, inline (no tuple of every field, no
+    # source-section slice). Anything unusual (not str, unpadded or bad base64, a bad header
+    # or version, a cut string, text that is not plain modified UTF-8) goes to the checked
+    # reader below, which decodes it or raises the precise DecodeError.
+    try:
+        if type(encoded) is not str or not _STRICT_B64 or len(encoded) & 3:
+            raise ValueError
+        if encoded.endswith("==="):  # a2b_base64 takes "====" where Java refuses it
+            raise ValueError
+        raw = _a2b(encoded, strict_mode=True)  # ValueError for non-ASCII or bad base64
+        end = 4 + (int.from_bytes(raw[:4], "big") & _MAX_MESSAGE)
+        if raw[0] & 0x40:  # versioned
+            version = raw[4]
+            pos = 5
+            if not 1 <= version <= 3:
+                raise ValueError
+        else:
+            version = 1
+            pos = 4
+        if end == 4 or end > len(raw):
+            raise ValueError
+        start = pos + 2
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        title = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "title")
+        start = pos + 2
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        author = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "author")
+        length = int.from_bytes(raw[pos : pos + 8], "big", signed=True)
+        start = pos + 10
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        identifier = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "identifier")
+        stream = raw[pos] != 0
+        pos += 1
+        uri = art = isrc = None
+        if version >= 2:
+            if raw[pos]:
+                start = pos + 3
+                pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+                chunk = raw[start:pos]
+                uri = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "uri")
+            else:
+                pos += 1
+            if version == 3:
+                if raw[pos]:
+                    start = pos + 3
+                    pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+                    chunk = raw[start:pos]
+                    art = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "art")
+                else:
+                    pos += 1
+                if raw[pos]:
+                    start = pos + 3
+                    pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+                    chunk = raw[start:pos]
+                    isrc = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "isrc")
+                else:
+                    pos += 1
+        start = pos + 2
+        pos = start + ((raw[start - 2] << 8) | raw[start - 1])
+        chunk = raw[start:pos]
+        source = chunk.decode() if chunk.isascii() else _mutf8_decode(chunk, "sourceName")
+        if end - pos < 8:  # positions only grow: this also catches every string cut by `end`
+            raise ValueError
+        pos = int.from_bytes(raw[end - 8 : end], "big", signed=True)
+    except (ValueError, IndexError):  # DecodeError is a ValueError
+        (_, _, _, title, author, length, identifier, stream, uri, art, isrc, source, _, pos, _) = (
+            _parse(encoded)
+        )
     # Filled in directly, as the models' compiled wire decoder does (no __init__ call: the
     # values are already checked and neither class has a __post_init__).
     info = _new(info_cls)

@@ -677,10 +677,21 @@ class Player:
     def _on_event(self, event: Event) -> None:
         cls = type(event)
         if cls is PlayerUpdateEvent:
-            assert isinstance(event, PlayerUpdateEvent)
+            # _apply_state inline: this runs for every playerUpdate frame on the reader thread
+            state = event.state  # type: ignore[attr-defined]
+            position = state.position
+            position = position if position > 0 else 0
             now = time.monotonic()
-            with self._lock:
-                self._apply_state(event.state, now)
+            lock = self._state_lk
+            if lock is None:
+                lock = self._lock
+            with lock:
+                self._connected = state.connected
+                self._ping = state.ping
+                self._pos = (position, now)
+                seg = self._seg
+                if position < seg[0] - 1000:  # the server went back (a seek made elsewhere)
+                    self._seg = (position, position, seg[2])
         elif cls is TrackStartEvent:
             assert isinstance(event, TrackStartEvent)
             with self._lock:

@@ -437,7 +437,12 @@ def _decodes_or_decode_error(encoded: str) -> None:
     except DecodeError as exc:
         message = str(exc)
         assert message, "a DecodeError must say what is wrong"
+        # decode_track's own inline parse refuses exactly what the checked reader refuses
+        with pytest.raises(DecodeError) as caught:
+            codec.decode_track(encoded)
+        assert str(caught.value) == message
         return
+    assert codec.decode_track(encoded).info.to_wire() == got.info
     assert set(got.info) >= {"title", "sourceName", "position"}
     assert isinstance(got.source_fields, dict)
 
@@ -697,6 +702,13 @@ def test_encode_track_upgrades_old_blobs_only_when_safe() -> None:
     bad = dataclasses.replace(legacy, info=dataclasses.replace(legacy.info, isrc="X"))
     with pytest.raises(ValueError, match="version 2 blob"):
         codec.encode_track(bad)
+
+
+def test_decode_track_refuses_excess_padding_like_java() -> None:
+    # a2b_base64(strict_mode=True) takes a full quad followed by "====", Java's decoder does not
+    encoded = next(v["encoded"] for v in ALL_VECTORS if not v["encoded"].endswith("="))
+    with pytest.raises(DecodeError, match="padding"):
+        codec.decode_track(encoded + "====")
 
 
 def test_decode_track_rejects_bad_blobs() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import wait_until
 
 from lavasync._dispatch import Dispatcher, EventBuffer, ListenerRegistry
 from lavasync.models import PlayerState
@@ -77,6 +78,35 @@ def test_buffer_close_wakes_a_blocked_get_and_drains_first() -> None:
     assert got == [None]
     buf.put(unknown(1))  # ignored once closed
     assert buf.get(0) is None
+
+
+def test_buffer_wakes_one_blocked_consumer_per_event() -> None:
+    # Three consumers blocked in get(): each put wakes one, so three puts serve all three, and
+    # a consumer whose get() timed out leaves nothing behind that would swallow a wake-up.
+    buf = EventBuffer(5)
+    assert buf.get(0.01) is None  # timed out while blocked
+    got: list[object] = []
+    lock = threading.Lock()
+
+    def consumer() -> None:
+        event = buf.get(10)
+        with lock:
+            got.append(event)
+
+    threads = [
+        threading.Thread(target=consumer, name=f"lavasync-test-consumer-{i}") for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(buf._sleepers) == 3)
+    events = [unknown(i) for i in range(3)]
+    for e in events:
+        buf.put(e)
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(got, key=lambda e: e.data["n"]) == events  # type: ignore[attr-defined]
+    assert not buf._sleepers and len(buf) == 0
 
 
 def test_listeners_match_subclasses_in_registration_order() -> None:

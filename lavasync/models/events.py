@@ -490,6 +490,9 @@ _EVENT_TYPES = {
 }
 
 
+_new = object.__new__
+
+
 def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> Event:
     """Turn one decoded WebSocket frame into a typed event.
 
@@ -500,16 +503,39 @@ def parse_event(data: WireDict, *, node: Any = None, replayed: bool = False) -> 
     op = data["op"]
     if op == "playerUpdate":
         guild = data["guildId"]
-        return PlayerUpdateEvent(
-            # the usual case inline (a short decimal string); anything else gets the full check
+        state = data["state"]
+        # Lavalink's exact shape checked inline (as the compiled decoder checks it); any other
+        # shape (a missing, extra or odd field) goes through from_server: strict, then liberal.
+        if (
+            type(state) is dict
+            and len(state) == 4
+            and type(state.get("time")) is int
+            and type(state.get("position")) is int
+            and type(state.get("connected")) is bool
+            and type(state.get("ping")) is int
+        ):
+            player_state = _new(PlayerState)
+            player_state.__dict__ = {
+                "time": state["time"],
+                "position": state["position"],
+                "connected": state["connected"],
+                "ping": state["ping"],
+            }
+        else:
+            player_state = PlayerState.from_server(state)
+        # Filled in directly (the slots __init__ fills; one of these per frame, 50,000 a burst)
+        event = _new(PlayerUpdateEvent)
+        # the usual guild id inline (a short decimal string); anything else gets the full check
+        event.guild_id = (
             int(guild)
             if type(guild) is str and guild.isdigit() and len(guild) < 19 and guild.isascii()
-            else snowflake(guild, "guildId"),
-            PlayerState.from_server(data["state"]),
-            node=node,
-            replayed=replayed,
-            raw=data,
+            else snowflake(guild, "guildId")
         )
+        event.state = player_state
+        event.node = node
+        event.replayed = replayed
+        event.raw = data
+        return event
     kw: dict[str, Any] = {"node": node, "replayed": replayed, "raw": data}
     if op == "event":
         kind = data.get("type")
