@@ -21,9 +21,10 @@ How a guild could otherwise end up on two nodes, and what prevents it:
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Optional
 
-from .errors import LavasyncError, LavasyncTimeoutError, NodeUnavailableError
+from .errors import ClientClosedError, LavasyncError, LavasyncTimeoutError, NodeUnavailableError
 from .models.events import PlayerDestroyedEvent, PlayerMovedEvent
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["Placement"]
 
 log = logging.getLogger("lavasync.placement")
+
+#: How many times a fresh-session rebuild is tried before it is given up (with an ERROR log).
+REBUILD_ATTEMPTS = 6
 
 
 class Placement:
@@ -67,26 +71,51 @@ class Placement:
             return  # that session is gone too; the node's next ready marks it again
         self._rebuild_locked(player, node, sid, timeout)
 
-    def rebuild(self, player: Player, node: Node, session_id: str) -> bool:
+    def rebuild(self, player: Player, node: Node, session_id: str, attempt: int = 1) -> bool:
         """Worker: rebuild ``player`` on ``node``'s fresh session unless something else already
-        placed it. True if it was rebuilt here."""
-        timeout = self._client.call_timeout
+        placed it. True if it was rebuilt here. A failed rebuild is tried again with backoff
+        (the guild is silent meanwhile), up to :data:`REBUILD_ATTEMPTS` times."""
+        client = self._client
+        timeout = client.call_timeout
         try:
             with player._call(timeout):
-                if (
-                    player.destroyed
-                    or player._node is not node
-                    or player._rebuild_for != session_id
-                    or node.session_id != session_id
-                ):
+                if not self._still_to_rebuild(player, node, session_id):
                     return False
                 self._rebuild_locked(player, node, session_id, timeout)
                 return True
+        except ClientClosedError:
+            return False
         except LavasyncError as exc:
+            if attempt >= REBUILD_ATTEMPTS or not self._still_to_rebuild(player, node, session_id):
+                log.error(
+                    "guild %s: could not rebuild the player on %s (%d attempts): %s",
+                    player.guild_id,
+                    node.name,
+                    attempt,
+                    exc,
+                )
+                return False
+            delay = min(5.0, 0.25 * 2 ** (attempt - 1))
             log.warning(
-                "guild %s: could not rebuild the player on %s: %s", player.guild_id, node.name, exc
+                "guild %s: rebuilding on %s failed (%s); again in %.2f s",
+                player.guild_id,
+                node.name,
+                exc,
+                delay,
+            )
+            client._movers.call_later(
+                delay, partial(self.rebuild, player, node, session_id, attempt + 1)
             )
             return False
+
+    @staticmethod
+    def _still_to_rebuild(player: Player, node: Node, session_id: str) -> bool:
+        return (
+            not player.destroyed
+            and player._node is node
+            and player._rebuild_for == session_id
+            and node.session_id == session_id
+        )
 
     def _rebuild_locked(
         self, player: Player, node: Node, session_id: str, timeout: Optional[float]
@@ -125,8 +154,10 @@ class Placement:
             # where the player still lives on the old node, if anywhere
             old_sid = expect.session_id if player._rebuild_for is None else None
             player._rebuild_on(target, timeout=timeout)
-            if player.destroyed:
+            if player.destroyed:  # destroyed while the PATCH was in flight: undo both
                 self._delete(target, target.session_id, player.guild_id)
+                if old_sid and expect.session_id == old_sid:
+                    self._delete(expect, old_sid, player.guild_id)
                 return False
         target.recent_players += 1
         client._state_changed()

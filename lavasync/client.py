@@ -928,13 +928,12 @@ class Client:
         node._enable_resuming(session_id)
         node._fetch_server_info()  # never raises: what the server is, known once it is ready
         stale: list[int] = []
+        infos: Optional[list[PlayerInfo]] = None
         if resumed:
             # Re-synced before READY: a call made once the node is ready must not be
             # overwritten by an older read of the same player.
             try:
-                infos: Optional[list[PlayerInfo]] = node.rest.get_players(
-                    session_id, timeout=self.call_timeout
-                )
+                infos = node.rest.get_players(session_id, timeout=self.call_timeout)
             except LavasyncError as exc:
                 log.warning("node %s: re-sync after resume failed: %s", node.name, exc)
                 infos = None
@@ -947,6 +946,11 @@ class Client:
         with self._lock:
             self._lost.pop(node.name, None)
         self._notify_ready()
+        if resumed and infos:
+            # A move off this node may have finished after the re-sync but before READY (its
+            # clean-up saw the node unavailable): recount what the server holds that no local
+            # player on this node wants, now that every later move deletes by itself.
+            stale = [info.guild_id for info in infos if not self._lives_on(info.guild_id, node)]
         for guild in stale:
             # Moved elsewhere (or destroyed) while this node was away: stop it here so nothing
             # plays twice.
@@ -958,6 +962,12 @@ class Client:
                 self._movers.submit(partial(self._placement.rebuild, player, node, session_id))
         self._state_changed()
         self._adopt_lost_players(node)
+
+    def _lives_on(self, guild_id: int, node: Node) -> bool:
+        """True if the guild's player exists, is not destroyed and is on ``node``."""
+        with self._lock:
+            player = self._players.get(guild_id)
+        return player is not None and player._node is node and not player.destroyed
 
     def _resync_players(
         self, node: Node, session_id: str, infos: Sequence[PlayerInfo]
@@ -1065,9 +1075,17 @@ class Client:
             node = self._nodes.get(name)
             if node is None or node.available:
                 continue
+            if any(n.available for n in self.nodes if n is not node):
+                # a node came back at the last moment: move there instead of leaving
+                self._submit_moves(
+                    self._players_on(node), None, node, reason="node lost", only_if_lost=True
+                )
+                continue
             for player in self._players_on(node):
                 if self._closed:
                     return
+                if player._node is not node or player.destroyed or node.available:
+                    continue  # adopted, destroyed, or its node is back meanwhile
                 try:
                     self._send_op4(player.guild_id, None, False, False)
                 except Exception:

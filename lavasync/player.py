@@ -417,11 +417,15 @@ class Player:
             with self._call(timeout):
                 self._client._placement.ensure_placed(self, timeout)
         node = self._node
+
+        def get(sid: str) -> PlayerInfo:
+            if self._rebuild_for == sid:  # the node came back fresh while this call waited
+                with self._call(timeout):
+                    self._client._placement.ensure_placed(self, timeout)
+            return node.rest.get_player(sid, self.guild_id, timeout=timeout)
+
         try:
-            info: PlayerInfo = node.call(
-                lambda sid: node.rest.get_player(sid, self.guild_id, timeout=timeout),
-                timeout=timeout,
-            )
+            info: PlayerInfo = node.call(get, timeout=timeout)
         except RestError as exc:
             if _player_gone(exc) and self._node is node:
                 self._forget_track()  # the node has no such player: local state must not say so
@@ -579,13 +583,17 @@ class Player:
         self._client._placement.ensure_placed(self, limit)
         node = self._node
         started_before = self._started
-        try:
-            info: PlayerInfo = node.call(
-                lambda sid: node.rest.update_player(
-                    sid, self.guild_id, update, no_replace=no_replace, timeout=limit
-                ),
-                timeout=limit,
+        placement = self._client._placement
+
+        def send(sid: str) -> PlayerInfo:
+            if self._rebuild_for == sid:  # the node came back fresh while this call waited
+                placement.ensure_placed(self, limit)
+            return node.rest.update_player(
+                sid, self.guild_id, update, no_replace=no_replace, timeout=limit
             )
+
+        try:
+            info: PlayerInfo = node.call(send, timeout=limit)
         except (ClientClosedError, PlayerDestroyedError):
             raise
         except LavasyncError as exc:

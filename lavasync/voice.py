@@ -412,12 +412,19 @@ class VoiceConnection:
         """One voice PATCH on the player's node (no lock held: it waits for Discord's handshake)."""
         player = self._player
         node = player._node
-        info: PlayerInfo = node.call(
-            lambda sid: node.rest.update_player(
+
+        def send(sid: str) -> PlayerInfo:
+            if player._rebuild_for == sid:
+                # The node came back with a fresh session while this waited: a voice-only PATCH
+                # would create the player there without its track. Rebuild it whole instead
+                # (the rebuild carries the latest voice state).
+                with player._call(timeout):
+                    player._client._placement.ensure_placed(player, timeout)
+            return node.rest.update_player(
                 sid, player.guild_id, UpdatePlayer(voice=state), timeout=timeout
-            ),
-            timeout=timeout,
-        )
+            )
+
+        info: PlayerInfo = node.call(send, timeout=timeout)
         return info
 
     def _send_voice_soon(self) -> None:

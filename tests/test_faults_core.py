@@ -464,3 +464,140 @@ def test_close_wakes_a_connect_waiting_for_discord_with_client_closed(stack: Exi
     caller.join(2)
     assert not caller.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def _waiting_in(thread: threading.Thread, function: str) -> bool:
+    """True if ``thread`` is currently inside ``function`` (a call blocked on a condition)."""
+    import sys
+
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _call_during_restart(stack: ExitStack, call: str) -> tuple[Bot, lavasync.Node, list[Any]]:
+    """A player call blocked while its node is down; the node comes back with a fresh
+    session (its process restarted) and the call goes through."""
+    bot = Bot(stack)
+    node = bot.add("a", resume_timeout=60)
+    fake = bot.fakes["a"]
+    bot.play(range(7, 8), node)
+    player = bot.client.get_player(7)
+    assert player is not None and player.track is not None
+    old = node.session_id
+    fake.kill(lose_sessions=True)
+    wait_until(lambda: not node.available, 5)
+    outcome: list[Any] = []
+    calls = {
+        "set_volume": lambda: player.set_volume(50, timeout=10),
+        "fetch": lambda: player.fetch(timeout=10),
+        "move_to": lambda: player.move_to(9999, timeout=10),
+    }
+
+    def run() -> None:
+        try:
+            outcome.append(calls[call]())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=run, name="test-caller")
+    caller.start()
+    wait_until(lambda: _waiting_in(caller, "wait_ready"), 5)  # blocked for the node
+    fake.revive()
+    caller.join(10)
+    assert not caller.is_alive()
+    wait_until(lambda: node.available and node.session_id != old, 10)
+    wait_until(lambda: player._rebuild_for is None, 10)
+    return bot, node, outcome
+
+
+@pytest.mark.parametrize("call", ["set_volume", "fetch", "move_to"])
+def test_a_call_blocked_while_the_node_restarts_keeps_the_track(
+    stack: ExitStack, call: str
+) -> None:
+    bot, node, outcome = _call_during_restart(stack, call)
+    assert not [o for o in outcome if isinstance(o, BaseException)], outcome
+    server = bot.fakes["a"].player(node.session_id or "", 7)
+    assert server is not None and server["track"] is not None, "music lost on the server"
+    player = bot.client.get_player(7)
+    assert player is not None and player.track is not None, "music lost locally"
+    if call == "set_volume":
+        assert server["volume"] == 50
+
+
+def test_a_move_finishing_while_the_old_node_resumes_does_not_play_twice(
+    stack: ExitStack,
+) -> None:
+    """Moves to b are in flight when a (refused for a moment, its session paused on the
+    server) resumes; they finish between a's re-sync and its READY. The window is widened by
+    wrapping the node's own _become_ready to release them there."""
+    bot = Bot(stack, ("a", "b"), lost_player_timeout=30.0)
+    a = bot.add("a", resume_timeout=60)
+    bot.add("b", resume_timeout=60)
+    guilds = range(1, 4)
+    bot.play(guilds, a)
+    players = [bot.client.get_player(g) for g in guilds]
+    bot.fakes["b"].stall_answers("/players", method="PATCH")
+    bot.fakes["a"].kill()  # refused, but the server keeps the paused session
+    wait_until(lambda: not a.available, 5)
+    wait_until(lambda: all(p is not None and p._call_lock.locked() for p in players), 10)
+    original = a._become_ready
+
+    def become_ready(sid: str, generation: int, resumed: bool) -> bool:
+        bot.fakes["b"].release_answers()
+        wait_until(lambda: all(p is not None and p.node.name == "b" for p in players), 5)
+        return original(sid, generation, resumed)
+
+    a._become_ready = become_ready  # type: ignore[method-assign]
+    bot.fakes["a"].revive()
+    wait_until(lambda: a.available, 10)
+    wait_until(lambda: all(p is not None and not p._call_lock.locked() for p in players), 5)
+    wait_until(lambda: all(len(bot.holders(g)) == 1 for g in guilds), 5)
+    for guild in guilds:
+        assert [name for name, _ in bot.holders(guild)] == ["b"]
+
+
+def test_destroy_during_a_drain_move_leaves_no_node_playing(stack: ExitStack) -> None:
+    bot = Bot(stack, ("a", "b"))
+    a = bot.add("a")
+    bot.add("b")
+    bot.play(range(5, 6), a)
+    player = bot.client.get_player(5)
+    assert player is not None
+    bot.fakes["b"].stall_answers("/players", method="PATCH")
+    drain = threading.Thread(target=lambda: a.drain(timeout=10), name="test-drain")
+    drain.start()
+    wait_until(player._call_lock.locked, 5)
+    destroy = threading.Thread(target=lambda: player.destroy(timeout=10), name="test-destroy")
+    destroy.start()
+    wait_until(lambda: player.destroyed, 5)
+    bot.fakes["b"].release_answers()
+    drain.join(10)
+    destroy.join(10)
+    assert not drain.is_alive() and not destroy.is_alive()
+    assert bot.holders(5) == []
+
+
+def test_a_rebuild_that_fails_once_is_tried_again(stack: ExitStack) -> None:
+    bot = Bot(stack)
+    node = bot.add("a", resume_timeout=60)
+    fake = bot.fakes["a"]
+    bot.play(range(7, 8), node)
+    old = node.session_id
+    fake.kill(lose_sessions=True)
+    wait_until(lambda: not node.available, 5)
+    fake.fail_next("PATCH", "/players/7", status=500, count=1)
+    fake.revive()
+    wait_until(lambda: node.available and node.session_id != old, 10)
+
+    def rebuilt() -> bool:
+        server = fake.player(node.session_id or "", 7)
+        return server is not None and server["track"] is not None
+
+    wait_until(rebuilt, 10)
