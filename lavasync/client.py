@@ -8,9 +8,11 @@ Threads (all named, all joined by :meth:`Client.close`):
   events; nothing else (no REST, no user code);
 * one dispatcher thread (``lavasync-dispatch``) runs listeners;
 * worker threads (``lavasync-worker-*``, at most 8, started on demand, gone when idle) run what
-  follows from events with no caller: session set-up after ``ready``, re-syncs, lost-player
-  expiry (the OP 4 hook), voice follow-ups; rebuilds and moves run in parallel on
-  ``lavasync-move-*`` threads (at most ``move_concurrency``).
+  follows from events with no caller: lost-player expiry (the OP 4 hook), voice follow-ups,
+  rejoins; a node's session set-up after ``ready`` (re-sync included) and what follows a lost
+  session run on ``lavasync-node-*`` threads (at most 4), so slow follow-ups never delay a node;
+  rebuilds and moves run in parallel on ``lavasync-move-*`` threads (at most
+  ``move_concurrency``).
 
 Where a player lives (its node) is changed only through :class:`~lavasync._placement.Placement`,
 serialised per player.
@@ -287,6 +289,9 @@ class Client:
         self._presence = VoicePresence(self.user_id)
         self._inactivity = Inactivity(self, leave_after_alone, leave_after_idle)
         self._workers = WorkerPool("lavasync-worker", 8)
+        # Node set-up and session loss get a lane of their own: slow follow-ups on the workers
+        # (a hung DELETE, a slow send_gateway hook) must not delay another node's READY.
+        self._node_tasks = WorkerPool("lavasync-node", 4)
         self._movers = WorkerPool("lavasync-move", move_concurrency)
         self._save_lock = threading.RLock()  # reentrant: a store's save() may call close()
         self._store_final = False  # close() wrote the last state: nothing may overwrite it
@@ -336,15 +341,16 @@ class Client:
             nodes = list(self._nodes.values())
             self._ready_cond.notify_all()
         deadline = time.monotonic() + timeout
+        for node in nodes:
+            node.rest.close()  # first: wakes every call in flight, the workers' included
         exited = self._saver.stop(max(0.1, deadline - time.monotonic()))
         self._write_state(final=True)  # after the store thread: nothing saves after this one
         self._release_leases()  # after the last write: the next owner reads it
         for node in nodes:
-            node.rest.close()  # wakes every call in flight, the workers' included
-        for node in nodes:
             exited &= node.close(max(0.1, deadline - time.monotonic()))
         exited &= self._movers.close(max(0.1, deadline - time.monotonic()))
         exited &= self._workers.close(max(0.1, deadline - time.monotonic()))
+        exited &= self._node_tasks.close(max(0.1, deadline - time.monotonic()))
         for player in list(self._players.values()):
             player._mark_destroyed("closed")
         if self._poll is not None:
@@ -899,7 +905,7 @@ class Client:
         """``ready`` (reader thread): mark the players a fresh session must rebuild, and hand
         the session set-up and the REST follow-ups to a worker."""
         marked = [] if resumed else self._placement.mark_fresh_session(node, session_id)
-        self._workers.submit(
+        self._node_tasks.submit(
             partial(
                 self._after_ready,
                 node,
@@ -1013,7 +1019,7 @@ class Client:
         with self._lock:
             # nothing will bring this node back: parked players leave at once
             self._lost[node.name] = time.monotonic() - self.lost_player_timeout
-        self._workers.submit(lambda: self._handle_session_lost(node))
+        self._node_tasks.submit(lambda: self._handle_session_lost(node))
 
     def _on_node_session_lost(self, node: Node) -> None:
         """The node's session cannot resume any more (any thread): move its players elsewhere,
@@ -1023,7 +1029,7 @@ class Client:
             return
         with self._lock:
             self._lost.setdefault(node.name, time.monotonic())
-        self._workers.submit(lambda: self._handle_session_lost(node))
+        self._node_tasks.submit(lambda: self._handle_session_lost(node))
 
     def _handle_session_lost(self, node: Node) -> None:
         """Worker: move a lost node's players, or park them and schedule their expiry."""
