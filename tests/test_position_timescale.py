@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-from conftest import FAST, USER_ID, wait_until
+from conftest import USER_ID, ready_client, session_id, wait_until
 
 from lavasync import Client, Filters, Player, Timescale
 from lavasync.testing import FakeGateway, FakeNode
@@ -29,9 +29,7 @@ class Env:
         self.client = client
 
     def server_position(self) -> int:
-        sid = self.client.nodes[0].session_id
-        assert sid is not None
-        server = self.fake.player(sid, GUILD)
+        server = self.fake.player(session_id(self.client), GUILD)
         assert server is not None
         return int(server["state"]["position"])
 
@@ -43,12 +41,7 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
             FakeNode(stats_interval=1.0, player_update_interval=0.05, dialect=request.param)
         )
         gateway = stack.enter_context(FakeGateway(USER_ID))
-        client = Client(USER_ID, gateway.hook)
-        stack.callback(client.close, 5)
-        gateway.deliver = client.handle_gateway
-        client.add_node("main", fake.uri, password=fake.password, backoff=FAST)
-        client.wait_ready(5)
-        yield Env(fake, client)
+        yield Env(fake, ready_client(stack, fake, gateway, name="main"))
 
 
 def run_a_little(player: Player, env: Env, at_least: int) -> None:
