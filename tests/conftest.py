@@ -40,6 +40,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
             cond.wait(min(remaining, 0.02))
 
 
+@pytest.fixture
+def client() -> Iterator[Client]:
+    """A Client with no nodes whose hook sends nothing; closed (and asserted prompt) after."""
+    c = Client(USER_ID, lambda guild, payload: None)
+    yield c
+    assert c.close(5)
+
+
 def ready_client(
     stack: ExitStack,
     fake: FakeNode,
