@@ -5,7 +5,8 @@ line (its address and whatever else the parent needs) and then serves until its 
 
 :func:`serve_commands` (child) and :class:`ChildNode` (parent) are a FakeNode driven by JSON
 commands, one answer line per command: the fault controls and state checks the failover and
-restart benches need.
+restart benches need. :func:`add_bench_playlist` (child) and :func:`raw_session` (parent, a bare
+websocket-client session for the floors) serve the REST, event and comparison benches.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
+
+import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,6 +61,40 @@ class Child:
 def announce(info: dict[str, Any]) -> None:
     """Child side: hand the parent ``info`` (one JSON line on stdout)."""
     print(json.dumps(info), flush=True)
+
+
+def add_bench_playlist(fake: Any, size: int) -> None:
+    """Child side: ``size`` tracks on ``fake``, loaded as the playlist ``bench-playlist``."""
+    tracks = [fake.add_track(f"Playlist Track {i}", length=180_000 + i) for i in range(size)]
+    playlist = {
+        "loadType": "playlist",
+        "data": {
+            "info": {"name": "Bench Playlist", "selectedTrack": -1},
+            "pluginInfo": {},
+            "tracks": [t.to_wire() for t in tracks],
+        },
+    }
+    fake.set_load_result("bench-playlist", playlist)
+
+
+def raw_session(
+    ws_uri: str, password: str, user_id: int, client_name: str, **options: Any
+) -> tuple[websocket.WebSocket, str]:
+    """A plain websocket-client connection to a node (``options`` go to ``create_connection``)
+    and its session id, once the ``ready`` op came: the floors' way in, no lavasync."""
+    ws = websocket.create_connection(
+        ws_uri,
+        header=[
+            f"Authorization: {password}",
+            f"User-Id: {user_id}",
+            f"Client-Name: {client_name}",
+        ],
+        **options,
+    )
+    while True:
+        message = json.loads(ws.recv())
+        if message.get("op") == "ready":
+            return ws, str(message["sessionId"])
 
 
 # --------------------------------------------------------------------------- command-driven node

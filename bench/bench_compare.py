@@ -49,12 +49,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
-import websocket
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _child import Child, announce  # noqa: E402
+from _child import Child, add_bench_playlist, announce, raw_session  # noqa: E402
 
 import lavasync  # noqa: E402
 from lavasync.models.events import PlayerUpdateEvent  # noqa: E402
@@ -95,18 +93,7 @@ def serve() -> None:
 
     with FakeNode(stats_interval=3600, player_update_interval=3600) as fake:
         track = fake.add_track("Bench Track", identifier="bench-single", length=3_600_000)
-        tracks = [
-            fake.add_track(f"Playlist Track {i}", length=180_000 + i) for i in range(PLAYLIST_SIZE)
-        ]
-        playlist = {
-            "loadType": "playlist",
-            "data": {
-                "info": {"name": "Bench Playlist", "selectedTrack": -1},
-                "pluginInfo": {},
-                "tracks": [t.to_wire() for t in tracks],
-            },
-        }
-        fake.set_load_result("bench-playlist", playlist)
+        add_bench_playlist(fake, PLAYLIST_SIZE)
         announce(
             {
                 "uri": fake.uri,
@@ -226,16 +213,9 @@ class RawIngest:
     """The ingest floor: one websocket-client connection, ``recv()`` + ``json.loads``."""
 
     def __init__(self, ws_uri: str, password: str) -> None:
-        self.ws = websocket.create_connection(
-            ws_uri,
-            header=[f"Authorization: {password}", f"User-Id: {USER_ID}", "Client-Name: raw"],
-            skip_utf8_validation=True,
+        self.ws, self.session_id = raw_session(
+            ws_uri, password, USER_ID, "raw", skip_utf8_validation=True
         )
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("op") == "ready":
-                self.session_id: str = message["sessionId"]
-                return
 
     def consume(self, frames: int) -> None:
         recv, loads = self.ws.recv, json.loads

@@ -49,7 +49,7 @@ import websocket
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _child import Child, announce  # noqa: E402
+from _child import Child, announce, raw_session  # noqa: E402
 
 import lavasync  # noqa: E402
 from lavasync._dispatch import EventBuffer  # noqa: E402
@@ -176,20 +176,9 @@ class RawReader:
     """The floor: one websocket-client connection, ``recv()`` + ``json.loads`` per frame."""
 
     def __init__(self, fake: Sender) -> None:
-        self.ws = websocket.create_connection(
-            fake.ws_uri,
-            header=[
-                f"Authorization: {fake.password}",
-                f"User-Id: {USER_ID}",
-                f"Client-Name: {CLIENT_NAME}",
-            ],
-            skip_utf8_validation=True,
+        self.ws, self.session_id = raw_session(
+            fake.ws_uri, fake.password, USER_ID, CLIENT_NAME, skip_utf8_validation=True
         )
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("op") == "ready":
-                self.session_id: str = message["sessionId"]
-                return
 
     def consume(self, frames: int) -> Callable[[], float]:
         def run() -> float:

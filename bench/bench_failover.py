@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import http.client
 import io
-import json
 import pstats
 import resource
 import statistics
@@ -48,12 +46,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _child import ChildNode, LocalNode, serve_commands
+from _floor import patch_body, send_patches
 
 import lavasync
 from lavasync.models.events import NodeDisconnectedEvent, PlayerMovedEvent
@@ -219,73 +218,20 @@ def floor(
         "Client-Name": "lavasync-bench/1.0",
         "Content-Type": "application/json",
     }
-    bodies = []
+    requests = []
     for index, guild in enumerate(guilds):
-        body: dict[str, Any] = {
-            "volume": 100,
-            "paused": False,
-            "track": {"encoded": encoded},
-            "position": 1000,
-        }
+        state = None
         if voice and gateway is not None:
             state = gateway.voice_state(guild) or {}
-            body["voice"] = {
-                "token": state.get("token", "t"),
-                "endpoint": state.get("endpoint", "rotterdam1234.discord.media:443"),
-                "sessionId": state.get("session_id", "s"),
-                "channelId": str(CHANNEL + guild % 1000),
-            }
         name, _, path = targets[index % 2]
-        bodies.append((name, f"{path}/{guild}", json.dumps(body, separators=(",", ":")).encode()))
-    chunks = [bodies[i::concurrency] for i in range(concurrency)]
-    barrier = threading.Barrier(concurrency + 1)
-    failures: list[BaseException] = []
-
-    def worker(chunk: list[tuple[str, str, bytes]]) -> None:
-        conns: dict[str, http.client.HTTPConnection] = {}
-        try:
-            for name, _, _ in chunk:
-                if name not in conns:
-                    conns[name] = http.client.HTTPConnection(fakes[name].host, fakes[name].port)
-            barrier.wait()
-            for name, target, data in chunk:
-                conn = conns[name]
-                request_headers = dict(headers)
-                request_headers["Content-Length"] = str(len(data))
-                conn.request("PATCH", target, body=data, headers=request_headers)
-                response = conn.getresponse()
-                answer = response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"floor PATCH: {response.status} {answer[:200]!r}")
-                json.loads(answer)
-            barrier.wait()
-        except BaseException as exc:  # reported below
-            failures.append(exc)
-            barrier.abort()
-        finally:
-            for conn in conns.values():
-                conn.close()
-
-    threads = [
-        threading.Thread(target=worker, args=(chunk,), name=f"bench-floor-{i}")
-        for i, chunk in enumerate(chunks)
-    ]
-    for thread in threads:
-        thread.start()
+        address = (fakes[name].host, fakes[name].port)
+        body = patch_body(encoded, state, CHANNEL + guild % 1000)
+        requests.append((address, f"{path}/{guild}", body))
     try:
-        barrier.wait()
-        start = time.perf_counter()
-        barrier.wait()
-        elapsed = time.perf_counter() - start
-    except threading.BrokenBarrierError:
-        elapsed = 0.0
-    for thread in threads:
-        thread.join()
-    for name, sid, _ in targets:
-        fakes[name]("drop", sid=sid)
-    if failures:
-        raise failures[0]
-    return elapsed
+        return send_patches(requests, headers, concurrency)
+    finally:
+        for name, sid, _ in targets:
+            fakes[name]("drop", sid=sid)
 
 
 def profile_move(players: int) -> str:

@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
-import websocket
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _child import Child, announce  # noqa: E402
+from _child import Child, add_bench_playlist, announce, raw_session  # noqa: E402
 
 from lavasync.models import LoadResult, UpdatePlayer  # noqa: E402
 from lavasync.rest import RestClient  # noqa: E402
@@ -51,18 +49,7 @@ def serve() -> None:
 
     with FakeNode() as fake:
         fake.add_track("Bench Track", identifier="bench-single", length=200_000)
-        tracks = [
-            fake.add_track(f"Playlist Track {i}", length=180_000 + i) for i in range(PLAYLIST_SIZE)
-        ]
-        playlist = {
-            "loadType": "playlist",
-            "data": {
-                "info": {"name": "Bench Playlist", "selectedTrack": -1},
-                "pluginInfo": {},
-                "tracks": [t.to_wire() for t in tracks],
-            },
-        }
-        fake.set_load_result("bench-playlist", playlist)
+        add_bench_playlist(fake, PLAYLIST_SIZE)
         address = {"uri": fake.uri, "ws_uri": fake.ws_uri, "password": fake.password}
         announce(address)
         sys.stdin.read()
@@ -76,20 +63,9 @@ class Node:
         info = self.child.info
         self.uri: str = info["uri"]
         self.password: str = info["password"]
-        self.ws = websocket.create_connection(
-            info["ws_uri"],
-            header=[
-                f"Authorization: {self.password}",
-                "User-Id: 1",
-                "Client-Name: lavasync-bench",
-            ],
-            timeout=10,
+        self.ws, self.session_id = raw_session(
+            info["ws_uri"], self.password, 1, "lavasync-bench", timeout=10
         )
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("op") == "ready":
-                self.session_id: str = message["sessionId"]
-                break
         self.ws.settimeout(None)
         # Drain whatever the node pushes (stats, playerUpdates) so its sends never block.
         self._drain = threading.Thread(target=self._drain_loop, name="bench-ws-drain", daemon=True)

@@ -34,8 +34,6 @@ Target: every player back <= 2 s after the restart with a 0.2 s voice handshake.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import resource
 import statistics
 import sys
@@ -48,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _child import ChildNode, serve_commands  # noqa: E402
+from _floor import patch_body, send_patches  # noqa: E402
 
 import lavasync  # noqa: E402
 from lavasync.models.events import ReadyEvent, TrackEndEvent, TrackStartEvent  # noqa: E402
@@ -218,64 +217,16 @@ class Bench:
             "Client-Name": CLIENT_NAME,
             "Content-Type": "application/json",
         }
-        bodies = []
+        address = (self.node_proc.host, self.node_proc.port)
+        requests = []
         for guild in self.guilds:
             state = self.gateway.voice_state(guild) or {}
-            body = {
-                "volume": 100,
-                "paused": False,
-                "track": {"encoded": encoded},
-                "position": 1000,
-                "voice": {
-                    "token": state.get("token", "t"),
-                    "endpoint": state.get("endpoint", "rotterdam1234.discord.media:443"),
-                    "sessionId": state.get("session_id", "s"),
-                    "channelId": str(CHANNEL + guild % 1000),
-                },
-            }
-            bodies.append((f"{path}/{guild}", json.dumps(body, separators=(",", ":")).encode()))
-        chunks = [bodies[i :: self.concurrency] for i in range(self.concurrency)]
-        barrier = threading.Barrier(len(chunks) + 1)
-        failures: list[BaseException] = []
-
-        def worker(chunk: list[tuple[str, bytes]]) -> None:
-            conn = http.client.HTTPConnection(self.node_proc.host, self.node_proc.port)
-            try:
-                barrier.wait()
-                for target, data in chunk:
-                    request_headers = dict(headers, **{"Content-Length": str(len(data))})
-                    conn.request("PATCH", target, body=data, headers=request_headers)
-                    response = conn.getresponse()
-                    answer = response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"floor PATCH: {response.status} {answer[:200]!r}")
-                    json.loads(answer)
-                barrier.wait()
-            except BaseException as exc:  # reported below
-                failures.append(exc)
-                barrier.abort()
-            finally:
-                conn.close()
-
-        threads = [
-            threading.Thread(target=worker, args=(chunk,), name=f"bench-floor-{i}")
-            for i, chunk in enumerate(chunks)
-        ]
-        for thread in threads:
-            thread.start()
+            body = patch_body(encoded, state, CHANNEL + guild % 1000)
+            requests.append((address, f"{path}/{guild}", body))
         try:
-            barrier.wait()
-            start = time.perf_counter()
-            barrier.wait()
-            elapsed = time.perf_counter() - start
-        except threading.BrokenBarrierError:
-            elapsed = 0.0
-        for thread in threads:
-            thread.join()
-        self.node_proc("drop", sid=sid)
-        if failures:
-            raise failures[0]
-        return elapsed
+            return send_patches(requests, headers, self.concurrency)
+        finally:
+            self.node_proc("drop", sid=sid)
 
     def close(self) -> None:
         self.client.close()

@@ -108,9 +108,12 @@ def _noop(*args: Any) -> None:
     return None
 
 
-class _SafeMetrics:
+class _SafeMetrics(NullMetrics):
     """The client's view of a user's hook: each method present is called under a guard that
-    logs its first failure and swallows every failure; missing methods cost nothing."""
+    logs its first failure and swallows every failure; missing methods cost nothing.
+
+    The typed entry points come from :class:`NullMetrics`; ``__init__`` replaces each one per
+    instance."""
 
     def __init__(self, hook: Any) -> None:
         found = [name for name in HOOK_METHODS if getattr(hook, name, None) is not None]
@@ -145,23 +148,6 @@ class _SafeMetrics:
             self._failed.add(name)
         if first:
             log.exception("the metrics hook's %s() raised; later failures are not logged", name)
-
-    # Typed entry points (replaced per instance in __init__); for mypy and readers.
-    def rest(self, route: str, method: str, status: int, seconds: float) -> None: ...
-
-    def ws_rtt(self, node: str, seconds: float) -> None: ...
-
-    def reconnect(self, node: str) -> None: ...
-
-    def resume(self, node: str) -> None: ...
-
-    def move(self, reason: str) -> None: ...
-
-    def load(self, load_type: str) -> None: ...
-
-    def track_exception(self, node: str) -> None: ...
-
-    def track_stuck(self, node: str) -> None: ...
 
     def timed_rest(self, method: str, path: str, status: int, seconds: float) -> None:
         """``rest()`` with the path turned into its route template."""

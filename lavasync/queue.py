@@ -489,25 +489,25 @@ def _item_out(item: _Item) -> Any:
     if isinstance(item, str):
         return item
     if isinstance(item, _Stored):
-        out: dict[str, Any] = {"encoded": item.encoded}
-        if item.user_data:
-            out["userData"] = item.user_data
-        if item.plugin_info:
-            out["pluginInfo"] = item.plugin_info
-        return out
+        return _stored_dict(item)
     return _track_out(item)
 
 
 def _track_out(track: Track) -> Any:
     """A track as stored: its encoded string, or a dict when it carries user or plugin data."""
     if track.user_data or track.plugin_info:
-        out: dict[str, Any] = {"encoded": track.encoded}
-        if track.user_data:
-            out["userData"] = track.user_data
-        if track.plugin_info:
-            out["pluginInfo"] = track.plugin_info
-        return out
+        return _stored_dict(track)
     return track.encoded
+
+
+def _stored_dict(item: Union[Track, _Stored]) -> dict[str, Any]:
+    """``encoded`` with the user and plugin data, each only when not empty."""
+    out: dict[str, Any] = {"encoded": item.encoded}
+    if item.user_data:
+        out["userData"] = item.user_data
+    if item.plugin_info:
+        out["pluginInfo"] = item.plugin_info
+    return out
 
 
 def _stored_in(items: Any, guild: int) -> list[_Item]:

@@ -180,9 +180,7 @@ class RedisStore(StateStore):
         nodes: dict[str, dict[str, str]] = {}
         pattern = self.key("session", owner, "*")
         cut = len(self.key("session", owner, ""))
-        keys = [
-            k.decode() if isinstance(k, bytes) else str(k) for k in self.redis.scan_iter(pattern)
-        ]
+        keys = [_text(k) for k in self.redis.scan_iter(pattern)]
         if keys:
             for key, value in zip(keys, self.redis.mget(keys)):
                 if value is not None:

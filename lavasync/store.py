@@ -23,13 +23,16 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 __all__ = ["JsonFileStore", "MemoryStore", "StateStore"]
 
 FORMAT_VERSION = 1
 
 log = logging.getLogger("lavasync.store")
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def _everything(guild_id: int) -> bool:
@@ -135,23 +138,9 @@ def _merge(
     """``whole`` with the changes applied (players kept in their order; new ones appended)."""
     old_nodes = whole.get("nodes")
     new_nodes = dict(old_nodes) if isinstance(old_nodes, dict) else {}
-    for name, sid in nodes.items():
-        if sid is None:
-            new_nodes.pop(name, None)
-        else:
-            new_nodes[name] = {"session_id": sid}
-    old_players = whole.get("players")
-    by_guild: dict[int, Any] = {}
-    for data in old_players if isinstance(old_players, list) else ():
-        if isinstance(data, dict):
-            guild = _guild_key(data)
-            if guild is not None:
-                by_guild[guild] = data
-    for guild, data in players.items():
-        if data is None:
-            by_guild.pop(guild, None)
-        else:
-            by_guild[guild] = data
+    _update(new_nodes, {n: None if s is None else {"session_id": s} for n, s in nodes.items()})
+    by_guild = _by_guild(whole.get("players"))
+    _update(by_guild, players)
     merged = dict(whole)
     merged["version"] = FORMAT_VERSION
     merged["saved_at"] = int(time.time() * 1000)
@@ -204,7 +193,8 @@ class MemoryStore(StateStore):
     ) -> set[int]:
         copies = {g: copy.deepcopy(d) for g, d in players.items()}
         with self._lock:
-            _apply(self._players, self._nodes, copies, nodes)
+            _update(self._players, copies)
+            _update(self._nodes, nodes)
             self.writes += len(players) + len(nodes)
         return set()
 
@@ -220,32 +210,28 @@ def _split(state: Any) -> tuple[dict[str, str], dict[int, dict[str, Any]]]:
         for name, entry in raw_nodes.items():
             if isinstance(entry, dict) and isinstance(entry.get("session_id"), str):
                 nodes[str(name)] = entry["session_id"]
-    raw_players = state.get("players")
-    if isinstance(raw_players, list):
-        for data in raw_players:
+    return nodes, _by_guild(state.get("players"))
+
+
+def _by_guild(raw: Any) -> dict[int, dict[str, Any]]:
+    """A stored ``players`` list as player by guild (later entries win); odd entries skipped."""
+    players: dict[int, dict[str, Any]] = {}
+    if isinstance(raw, list):
+        for data in raw:
             if isinstance(data, dict):
                 guild = _guild_key(data)
                 if guild is not None:
                     players[guild] = data
-    return nodes, players
+    return players
 
 
-def _apply(
-    players: dict[int, dict[str, Any]],
-    nodes: dict[str, str],
-    changed: Mapping[int, Optional[dict[str, Any]]],
-    changed_nodes: Mapping[str, Optional[str]],
-) -> None:
-    for guild, data in changed.items():
-        if data is None:
-            players.pop(guild, None)
+def _update(target: dict[_K, _V], changes: Mapping[_K, Optional[_V]]) -> None:
+    """Apply ``changes`` to ``target``: a value replaces the entry, None deletes it."""
+    for key, value in changes.items():
+        if value is None:
+            target.pop(key, None)
         else:
-            players[guild] = data
-    for name, sid in changed_nodes.items():
-        if sid is None:
-            nodes.pop(name, None)
-        else:
-            nodes[name] = sid
+            target[key] = value
 
 
 class JsonFileStore(StateStore):
@@ -351,16 +337,8 @@ class JsonFileStore(StateStore):
             if self._nodes is None:
                 self._read()
             assert self._nodes is not None
-            for guild, text in texts.items():
-                if text is None:
-                    self._texts.pop(guild, None)
-                else:
-                    self._texts[guild] = text
-            for name, sid in nodes.items():
-                if sid is None:
-                    self._nodes.pop(name, None)
-                else:
-                    self._nodes[name] = sid
+            _update(self._texts, texts)
+            _update(self._nodes, nodes)
             self._flush()
         return set()
 

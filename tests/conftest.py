@@ -6,12 +6,15 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
+from lavasync import Client
 from lavasync.node import Backoff
+from lavasync.testing import FakeGateway, FakeNode
 
 #: Protocol data copied into the repository (tests/data/README.md says where it came from).
 DATA = Path(__file__).resolve().parent / "data" / "lavalink-v4"
@@ -35,6 +38,55 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
             if remaining <= 0:
                 raise AssertionError("condition not met in time")
             cond.wait(min(remaining, 0.02))
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    """A Client with no nodes whose hook sends nothing; closed (and asserted prompt) after."""
+    c = Client(USER_ID, lambda guild, payload: None)
+    yield c
+    assert c.close(5)
+
+
+def ready_client(
+    stack: ExitStack,
+    fake: FakeNode,
+    gateway: FakeGateway,
+    *,
+    hook: Optional[Callable[[int, dict[str, Any]], None]] = None,
+    name: str = "fake",
+    **node_options: Any,
+) -> Client:
+    """A Client wired to ``gateway`` (sending through ``hook``, by default ``gateway.hook``) with
+    ``fake`` as its node ``name`` (FAST backoff), ready; ``stack`` closes it and asserts the
+    close was prompt."""
+    client = Client(USER_ID, hook or gateway.hook)
+    stack.callback(_assert_closes, client)
+    gateway.deliver = client.handle_gateway
+    client.add_node(name, fake.uri, password=fake.password, backoff=FAST, **node_options)
+    client.wait_ready(5)
+    return client
+
+
+def _assert_closes(client: Client) -> None:
+    assert client.close(5)
+
+
+def session_id(client: Client) -> str:
+    """The client's first node's Lavalink session id (it must have one)."""
+    sid = client.nodes[0].session_id
+    assert sid is not None
+    return sid
+
+
+def voice_patches(fake: FakeNode, sid: str, guild: int) -> list[Any]:
+    """The PATCH requests of session ``sid`` that sent the guild's player a voice state."""
+    path = f"/v4/sessions/{sid}/players/{guild}"
+    return [
+        r
+        for r in fake.requests
+        if r.method == "PATCH" and r.path == path and r.json and "voice" in r.json
+    ]
 
 
 def load_example(name: str) -> Any:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,10 @@ def env() -> dict[str, str]:
     return variables
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def spawned(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m *args`` running; killed and reaped on the way out if it still runs."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", *args],
         cwd=ROOT,
         env=env(),
@@ -51,6 +54,21 @@ def spawn(*args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C ``proc`` and check it exits 0 without a traceback; returns its stderr."""
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    return err
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -171,19 +189,12 @@ def test_stats_watch_count_repeats(fake: FakeNode, capsys: pytest.CaptureFixture
 
 
 def test_stats_watch_stops_on_ctrl_c_with_exit_0(fake: FakeNode) -> None:
-    proc = spawn("lavasync", "stats", "--uri", fake.uri, "--password", "pw", "--watch", "0.05")
-    try:
+    args = ("lavasync", "stats", "--uri", fake.uri, "--password", "pw", "--watch", "0.05")
+    with spawned(*args) as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith("players 0"), first
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+        interrupt(proc)
 
 
 # ---------------------------------------------------------------------------- URIs and errors
@@ -292,8 +303,7 @@ def test_durations() -> None:
 
 
 def test_serve_runs_a_node_a_client_can_use_and_stops_on_sigint() -> None:
-    proc = spawn("lavasync.testing", "serve", "--password", "s3cret")
-    try:
+    with spawned("lavasync.testing", "serve", "--password", "s3cret") as proc:
         assert proc.stdout is not None
         uri_line = proc.stdout.readline().strip()
         password_line = proc.stdout.readline().strip()
@@ -306,14 +316,7 @@ def test_serve_runs_a_node_a_client_can_use_and_stops_on_sigint() -> None:
             result = client.load("dQw4w9WgXcQ")
             assert result.load_type == "track"
             assert result.tracks[0].info.author == "Rick Astley"
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+        err = interrupt(proc)
     assert err.splitlines()[-1] == "stopped"
 
 

@@ -45,6 +45,9 @@ LOCAL_STEPS = [
     "done",
 ]
 
+#: The steps of a run against a node given by ``--uri`` (no gateway: voice is skipped).
+URI_STEPS = ["connected", "server", "stats", "load", "decode", "encoded", "voice", "done"]
+
 
 def parse(output: str) -> list[tuple[str, str]]:
     """``label   text`` lines as (label, text)."""
@@ -117,16 +120,7 @@ def test_demo_against_a_node_given_by_uri_skips_voice(capsys: pytest.CaptureFixt
         loads = [r.query for r in fake.requests if r.path == "/v4/loadtracks"]
     assert code == 0
     steps = parse(capsys.readouterr().out)
-    assert [label for label, _ in steps] == [
-        "connected",
-        "server",
-        "stats",
-        "load",
-        "decode",
-        "encoded",
-        "voice",
-        "done",
-    ]
+    assert [label for label, _ in steps] == URI_STEPS
     assert steps[0][1].startswith(f"demo at {fake.uri}, session ")
     assert steps[3][1].startswith("ytsearch:never gonna give you up -> search: ")
     assert steps[6][1].startswith("skipped")

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from typing import Any, Optional
 
 import pytest
-from conftest import FAST, USER_ID
+from conftest import USER_ID, ready_client, session_id
 
 from lavasync import (
     Client,
@@ -163,9 +163,7 @@ class Env:
 
     @property
     def sid(self) -> str:
-        sid = self.client.nodes[0].session_id
-        assert sid is not None
-        return sid
+        return session_id(self.client)
 
     def server(self) -> dict[str, Any]:
         player = self.fake.player(self.sid, GUILD)
@@ -178,15 +176,9 @@ def env() -> Iterator[Env]:
     with ExitStack() as stack:
         fake = stack.enter_context(FakeNode(stats_interval=1.0, player_update_interval=0.2))
         gateway = stack.enter_context(FakeGateway(USER_ID))
-        client = Client(USER_ID, gateway.hook)
-        gateway.deliver = client.handle_gateway
-        try:
-            client.add_node("fake", fake.uri, password=fake.password, backoff=FAST)
-            client.wait_ready(5)
-            yield Env(fake, client)
-        finally:
-            fake.clear_faults()
-            assert client.close(5)
+        client = ready_client(stack, fake, gateway)
+        stack.callback(fake.clear_faults)  # before the client closes
+        yield Env(fake, client)
 
 
 def playing(env: Env) -> Any:

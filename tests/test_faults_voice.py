@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from typing import Any, Optional
 
 import pytest
-from conftest import FAST, USER_ID, wait_until
+from conftest import USER_ID, ready_client, session_id, voice_patches, wait_until
 
 from lavasync import Client, LavasyncTimeoutError, RestError, VoiceConnectTimeoutError
 from lavasync.testing import FakeGateway, FakeNode
@@ -38,9 +38,7 @@ class Env:
 
     @property
     def sid(self) -> str:
-        sid = self.client.nodes[0].session_id
-        assert sid is not None
-        return sid
+        return session_id(self.client)
 
     def server_voice(self) -> Optional[dict[str, Any]]:
         """The voice state the fake Lavalink holds for the guild (None: no player yet)."""
@@ -48,12 +46,7 @@ class Env:
         return None if player is None else player["voice"]
 
     def voice_patches(self) -> list[Any]:
-        path = f"/v4/sessions/{self.sid}/players/{GUILD}"
-        return [
-            r
-            for r in self.fake.requests
-            if r.method == "PATCH" and r.path == path and r.json and "voice" in r.json
-        ]
+        return voice_patches(self.fake, self.sid, GUILD)
 
     def left(self) -> bool:
         """The last OP 4 sent for the guild leaves its voice channel."""
@@ -82,17 +75,11 @@ def env() -> Iterator[Env]:
         def hook(guild_id: int, payload: dict[str, Any]) -> None:
             holder[0].hook(guild_id, payload)
 
-        client = Client(USER_ID, hook)
-        gateway.deliver = client.handle_gateway
+        client = ready_client(stack, fake, gateway, hook=hook)
+        stack.callback(fake.set_voice_delay, 0)  # before the client closes
         environment = Env(fake, gateway, client)
         holder.append(environment)
-        try:
-            client.add_node("fake", fake.uri, password=fake.password, backoff=FAST)
-            client.wait_ready(5)
-            yield environment
-        finally:
-            fake.set_voice_delay(0)
-            assert client.close(5)
+        yield environment
 
 
 def assert_machine_still_works(env: Env) -> None:

@@ -34,13 +34,6 @@ def fake() -> Iterator[FakeNode]:
         yield node
 
 
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client(USER_ID, lambda guild, payload: None)
-    yield c
-    assert c.close(5)
-
-
 def add(client: Client, fake: FakeNode, **kw: Any) -> lavasync.Node:
     kw.setdefault("backoff", FAST)
     return client.add_node("fake", fake.uri, password=fake.password, **kw)

@@ -8,10 +8,9 @@ those errors; ``Node.last_error`` is the last connection error, cleared once the
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
-from conftest import FAST, USER_ID, wait_until
+from conftest import FAST, wait_until
 
 from lavasync import (
     AuthenticationError,
@@ -23,13 +22,6 @@ from lavasync import (
     RestError,
 )
 from lavasync.testing import FakeNode
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client(USER_ID, lambda guild, payload: None)
-    yield c
-    assert c.close(5)
 
 
 @pytest.fixture

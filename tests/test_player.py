@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from conftest import FAST, USER_ID, wait_until
+from conftest import FAST, USER_ID, ready_client, session_id, voice_patches, wait_until
 
 from lavasync import (
     Client,
@@ -39,17 +39,10 @@ class Env:
 
     @property
     def sid(self) -> str:
-        sid = self.client.nodes[0].session_id
-        assert sid is not None
-        return sid
+        return session_id(self.client)
 
     def voice_patches(self) -> list[Any]:
-        path = f"/v4/sessions/{self.sid}/players/{GUILD}"
-        return [
-            r
-            for r in self.fake.requests
-            if r.method == "PATCH" and r.path == path and r.json and "voice" in r.json
-        ]
+        return voice_patches(self.fake, self.sid, GUILD)
 
 
 @pytest.fixture
@@ -57,14 +50,7 @@ def env() -> Iterator[Env]:
     with ExitStack() as stack:
         fake = stack.enter_context(FakeNode(stats_interval=1.0, player_update_interval=0.1))
         gateway = stack.enter_context(FakeGateway(USER_ID))
-        client = Client(USER_ID, gateway.hook)
-        gateway.deliver = client.handle_gateway
-        try:
-            client.add_node("fake", fake.uri, password=fake.password, backoff=FAST)
-            client.wait_ready(5)
-            yield Env(fake, gateway, client)
-        finally:
-            assert client.close(5)
+        yield Env(fake, gateway, ready_client(stack, fake, gateway))
 
 
 def test_join_play_end_leave(env: Env) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-from conftest import FAST, USER_ID, wait_until
+from conftest import USER_ID, ready_client, session_id, wait_until
 
 from lavasync import Client, Filters, Player, Timescale
 from lavasync.testing import FakeGateway, FakeNode
@@ -29,9 +29,7 @@ class Env:
         self.client = client
 
     def server_position(self) -> int:
-        sid = self.client.nodes[0].session_id
-        assert sid is not None
-        server = self.fake.player(sid, GUILD)
+        server = self.fake.player(session_id(self.client), GUILD)
         assert server is not None
         return int(server["state"]["position"])
 
@@ -43,12 +41,17 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
             FakeNode(stats_interval=1.0, player_update_interval=0.05, dialect=request.param)
         )
         gateway = stack.enter_context(FakeGateway(USER_ID))
-        client = Client(USER_ID, gateway.hook)
-        stack.callback(client.close, 5)
-        gateway.deliver = client.handle_gateway
-        client.add_node("main", fake.uri, password=fake.password, backoff=FAST)
-        client.wait_ready(5)
-        yield Env(fake, client)
+        yield Env(fake, ready_client(stack, fake, gateway, name="main"))
+
+
+def paused_at_double_speed(env: Env) -> Player:
+    """A connected player with a long track loaded paused at 0, under a speed 2 timescale."""
+    player = env.client.player(GUILD)
+    player.connect(CHANNEL)
+    track = env.fake.add_track("Long", length=600_000)
+    player.play(track.encoded, paused=True)
+    player.set_filters(Filters(timescale=Timescale(speed=2.0)))
+    return player
 
 
 def run_a_little(player: Player, env: Env, at_least: int) -> None:
@@ -74,11 +77,7 @@ def test_the_fake_reports_wall_rate_and_ends_early_under_a_timescale(env: Env) -
 
 
 def test_position_follows_the_server_and_track_position_the_track(env: Env) -> None:
-    player = env.client.player(GUILD)
-    player.connect(CHANNEL)
-    track = env.fake.add_track("Long", length=600_000)
-    player.play(track.encoded, paused=True)
-    player.set_filters(Filters(timescale=Timescale(speed=2.0)))
+    player = paused_at_double_speed(env)
     run_a_little(player, env, 300)
     server = env.server_position()
     assert player.position == server  # what the server reports, frozen by the pause
@@ -120,11 +119,7 @@ def test_position_does_not_jump_back_at_each_player_update(env: Env) -> None:
 def test_a_rebuild_seeks_to_the_track_position(env: Env) -> None:
     """Moving a player (here: recreating it after a lost session) resumes the track where the
     listener was, in track time, not at the server's wall-rate position."""
-    player = env.client.player(GUILD)
-    player.connect(CHANNEL)
-    track = env.fake.add_track("Long", length=600_000)
-    player.play(track.encoded, paused=True)
-    player.set_filters(Filters(timescale=Timescale(speed=2.0)))
+    player = paused_at_double_speed(env)
     run_a_little(player, env, 300)
     expected = player.track_position
     assert expected > player.position
@@ -133,11 +128,7 @@ def test_a_rebuild_seeks_to_the_track_position(env: Env) -> None:
 
 
 def test_snapshot_carry_forward_moves_position_at_wall_rate(env: Env) -> None:
-    player = env.client.player(GUILD)
-    player.connect(CHANNEL)
-    track = env.fake.add_track("Long", length=600_000)
-    player.play(track.encoded, paused=True)
-    player.set_filters(Filters(timescale=Timescale(speed=2.0)))
+    player = paused_at_double_speed(env)
     snapshot = player._snapshot()
     snapshot.update(position=1_000, track_position=2_000, moving=True, paused=False)
     snapshot["saved_at"] = time.time() - 1.0

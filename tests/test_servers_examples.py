@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from test_demo import LOCAL_STEPS, demo_args, parse
+from test_demo import LOCAL_STEPS, URI_STEPS, demo_args, parse
 from test_examples import EXPECTED, SCRIPTS, assert_lines_in_order, finish, start
 
 from lavasync import _demo
@@ -72,14 +72,5 @@ def test_demo_against_a_nodelink_node_given_by_uri(capsys: pytest.CaptureFixture
         code = _demo.run(demo_args("--uri", fake.uri, "--password", "s3cret"))
     assert code == 0
     steps = parse(capsys.readouterr().out)
-    assert [label for label, _ in steps] == [
-        "connected",
-        "server",
-        "stats",
-        "load",
-        "decode",
-        "encoded",
-        "voice",
-        "done",
-    ]
+    assert [label for label, _ in steps] == URI_STEPS
     assert steps[1][1].startswith("NodeLink 3.7.0")

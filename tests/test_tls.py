@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import pytest
 import urllib3
-from conftest import FAST, USER_ID, wait_until
+from conftest import FAST, wait_until
 
 from lavasync import (
     Client,
@@ -130,13 +130,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def fake(pki: Pki) -> Iterator[FakeNode]:
     with FakeNode(ssl_context=pki.server_context(), stats_interval=1.0) as node:
         yield node
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client(USER_ID, lambda guild, payload: None)
-    yield c
-    assert c.close(5)
 
 
 def next_event(client: Client, cls: type[E], timeout: float = 5.0) -> E:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Optional
 
-from conftest import FAST, USER_ID, wait_until
+from conftest import FAST, USER_ID, session_id, voice_patches, wait_until
 
 from lavasync import Client, Event, Player, Track, TrackStartEvent
 from lavasync.testing import FakeGateway, FakeNode
@@ -45,21 +45,14 @@ class Env:
 
     @property
     def sid(self) -> str:
-        sid = self.client.nodes[0].session_id
-        assert sid is not None
-        return sid
+        return session_id(self.client)
 
     def server(self, guild: int) -> Optional[dict[str, Any]]:
         """The fake Lavalink's player JSON for the guild."""
         return self.fake.player(self.sid, guild)
 
     def voice_patches(self, guild: int) -> list[dict[str, Any]]:
-        path = f"/v4/sessions/{self.sid}/players/{guild}"
-        return [
-            r.json
-            for r in self.fake.requests
-            if r.method == "PATCH" and r.path == path and r.json and "voice" in r.json
-        ]
+        return [r.json for r in voice_patches(self.fake, self.sid, guild)]
 
     def track_patches(self, guild: int) -> list[dict[str, Any]]:
         path = f"/v4/sessions/{self.sid}/players/{guild}"

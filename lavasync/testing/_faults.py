@@ -22,7 +22,7 @@ from ._core import (
     _now_ms,
     _Response,
 )
-from ._sessions import FakeSession, _Player
+from ._sessions import FakeSession, _Player, _Track
 
 
 @dataclass
@@ -394,6 +394,14 @@ class _Faults(_NodeCore):
             raise ValueError(f"guild {guild_id} has players in several sessions: give session_id")
         return found[0]
 
+    def _playing(self, guild_id: int, session_id: Optional[str]) -> tuple[_Player, _Track]:
+        """The guild's player and its current track (caller holds the lock); ValueError if it
+        plays nothing."""
+        player = self._find_player(guild_id, session_id)
+        if player.track is None:
+            raise ValueError(f"guild {guild_id} has no track")
+        return player, player.track
+
     def close_voice(
         self,
         guild_id: int,
@@ -419,9 +427,7 @@ class _Faults(_NodeCore):
     def finish_track(self, guild_id: int, *, session_id: Optional[str] = None) -> None:
         """End the current track now with reason ``finished``."""
         with self._lock:
-            player = self._find_player(guild_id, session_id)
-            if player.track is None:
-                raise ValueError(f"guild {guild_id} has no track")
+            player, _ = self._playing(guild_id, session_id)
             self._end_track(player, "finished")
 
     def fail_track(
@@ -436,10 +442,7 @@ class _Faults(_NodeCore):
     ) -> None:
         """TrackExceptionEvent, then TrackEndEvent (``loadFailed`` unless told otherwise)."""
         with self._lock:
-            player = self._find_player(guild_id, session_id)
-            track = player.track
-            if track is None:
-                raise ValueError(f"guild {guild_id} has no track")
+            player, track = self._playing(guild_id, session_id)
             exception = {
                 "message": message,
                 "severity": severity,
@@ -463,10 +466,7 @@ class _Faults(_NodeCore):
     ) -> None:
         """TrackStuckEvent, then a playerUpdate; the track keeps its place (as on the server)."""
         with self._lock:
-            player = self._find_player(guild_id, session_id)
-            track = player.track
-            if track is None:
-                raise ValueError(f"guild {guild_id} has no track")
+            player, track = self._playing(guild_id, session_id)
             threshold = self.stuck_threshold_ms if threshold_ms is None else threshold_ms
             self._event(
                 player,

@@ -33,6 +33,19 @@ if TYPE_CHECKING:
 __all__ = ["FakeGateway"]
 
 
+def _voice_flags(*, self_deaf: bool = False) -> dict[str, Any]:
+    """The flags of a voice state as Discord sends them (nobody muted; the bot deafens itself)."""
+    return {
+        "deaf": False,
+        "mute": False,
+        "self_deaf": self_deaf,
+        "self_mute": False,
+        "self_video": False,
+        "suppress": False,
+        "request_to_speak_timestamp": None,
+    }
+
+
 class _VoiceState:
     __slots__ = ("channel_id", "endpoint", "session_id", "token")
 
@@ -286,13 +299,7 @@ class FakeGateway:
                         "user_id": str(user),
                         "channel_id": str(channel),
                         "session_id": secrets.token_hex(16),
-                        "deaf": False,
-                        "mute": False,
-                        "self_deaf": False,
-                        "self_mute": False,
-                        "self_video": False,
-                        "suppress": False,
-                        "request_to_speak_timestamp": None,
+                        **_voice_flags(),
                     }
                     for user, channel in voice_states
                 ],
@@ -350,13 +357,7 @@ class FakeGateway:
                 "user_id": str(user_id),
                 "member": {"user": {"id": str(user_id), "username": "u", "bot": bot}, "roles": []},
                 "session_id": secrets.token_hex(16),
-                "deaf": False,
-                "mute": False,
-                "self_deaf": False,
-                "self_mute": False,
-                "self_video": False,
-                "suppress": False,
-                "request_to_speak_timestamp": None,
+                **_voice_flags(),
             },
         }
         with self._lock:
@@ -392,13 +393,7 @@ class FakeGateway:
                 "channel_id": st.channel_id,
                 "user_id": str(self.user_id),
                 "session_id": st.session_id,
-                "deaf": False,
-                "mute": False,
-                "self_deaf": True,
-                "self_mute": False,
-                "self_video": False,
-                "suppress": False,
-                "request_to_speak_timestamp": None,
+                **_voice_flags(self_deaf=True),
             },
             "op": 0,
         }

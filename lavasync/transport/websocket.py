@@ -283,12 +283,7 @@ class WebSocketConnection:
         with self._lock:
             self._aborted = True
             sock = self._sock
-        if sock is None:
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        _shutdown(sock)
 
     def close_now(self, code: int = 1000, reason: str = "") -> None:
         """Close from any thread, at once: a Close frame (``code``) goes out first, then the
@@ -311,12 +306,7 @@ class WebSocketConnection:
                 stream.sendall(frame)
             except (OSError, ssl.SSLError, ValueError):
                 pass
-        if sock is None:
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        _shutdown(sock)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (best effort, short timeout) and drop the socket. Idempotent."""
@@ -332,6 +322,16 @@ class WebSocketConnection:
             sock = self._sock
         if sock is not None:
             sock.close()
+
+
+def _shutdown(sock: Optional[socket.socket]) -> None:
+    """Shut ``sock`` down both ways (wakes a ``recv`` blocked in another thread); None: nothing."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _parse_close(data: bytes) -> tuple[Optional[int], str]:
