@@ -243,6 +243,21 @@ def test_identify_twice_is_4005_and_too_many_commands_is_4008() -> None:
             bot.close()
 
 
+def test_heartbeats_count_towards_the_rate_limit() -> None:
+    # every payload the bot sends counts (the strict reading of Discord's 120 per 60 s)
+    with FakeDiscordGateway(USER_ID, rate_limit=(3, 60.0)) as fake:
+        bot = Bot(fake.url)
+        try:
+            bot.identify([0, 1])
+            bot.send({"op": 1, "d": 1})
+            bot.send({"op": 1, "d": 1})  # IDENTIFY + 2 heartbeats: the window is full
+            bot.send({"op": 3, "d": {}})
+            assert bot.close_code() == 4008
+            assert [p["op"] for p in fake.received(0)] == [2, 1, 1, 3]
+        finally:
+            bot.close()
+
+
 def test_close_shard_and_invalid_session_and_reconnect_controls(
     fake: FakeDiscordGateway,
 ) -> None:

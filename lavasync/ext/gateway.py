@@ -343,7 +343,9 @@ class GatewayShard:
 
     def send(self, payload: Mapping[str, Any], *, timeout: Optional[float] = 10.0) -> None:
         """Send a gateway command (``{"op": int, "d": ...}``), waiting up to ``timeout`` seconds
-        for the shard to be connected and for room under the rate limit (120 per 60 s)."""
+        for the shard to be connected and for room under the rate limit (120 per 60 s). If the
+        socket fails under the send (the connection is being replaced), the command goes out on
+        the next connection, within the same ``timeout``."""
         if not isinstance(payload, Mapping) or type(payload.get("op")) is not int:
             raise ValueError('payload must be a mapping like {"op": 4, "d": {...}}')
         if payload["op"] in (1, 2, 6):
@@ -355,27 +357,44 @@ class GatewayShard:
         if len(text.encode("utf-8")) > _MAX_PAYLOAD:
             raise ValueError("payload is over Discord's 4096-byte limit")
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            self._cond.wait_for(
-                lambda: self._ready or self._error is not None or self._stop.is_set(),
-                None if deadline is None else max(0.0, deadline - time.monotonic()),
-            )
-            self._raise_if_stopped()
-            if not self._ready:
-                raise LavasyncTimeoutError(
-                    f"shard {self.shard_id}: not connected within {timeout} s; command not sent"
+        # A socket that fails under us is being replaced (the reader thread closes it and
+        # reconnects): wait for the next connection within the timeout and send there.
+        failed: Optional[websocket.WebSocket] = None
+        why = ""
+
+        def usable() -> bool:
+            return self._ready and self._ws is not None and self._ws is not failed
+
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: usable() or self._error is not None or self._stop.is_set(),
+                    None if deadline is None else max(0.0, deadline - time.monotonic()),
                 )
-        if not self._rate.acquire(self._budget, deadline, self._stop):
-            self._raise_if_stopped()
-            raise LavasyncTimeoutError(f"shard {self.shard_id}: rate limited for {timeout} s")
-        with self._cond:
-            ws = self._ws if self._ready else None
-        if ws is None:
-            raise GatewayError(f"shard {self.shard_id}: the connection was lost; not sent")
-        try:
-            ws.send(text)
-        except (OSError, websocket.WebSocketException) as exc:
-            raise GatewayError(f"shard {self.shard_id}: send failed ({exc})") from exc
+                self._raise_if_stopped()
+                if not usable():
+                    raise LavasyncTimeoutError(
+                        f"shard {self.shard_id}: not connected within {timeout} s"
+                        + (f" (the last attempt failed: {why})" if why else "")
+                        + "; command not sent"
+                    )
+            if not self._rate.acquire(self._budget, deadline, self._stop):
+                self._raise_if_stopped()
+                raise LavasyncTimeoutError(f"shard {self.shard_id}: rate limited for {timeout} s")
+            with self._cond:
+                ws = self._ws if usable() else None
+            if ws is None:
+                continue  # lost meanwhile: wait for the next connection
+            try:
+                ws.send(text)
+                return
+            except (OSError, websocket.WebSocketException) as exc:
+                failed, why = ws, str(exc) or type(exc).__name__
+                log.debug(
+                    "shard %s: send failed (%s); waiting for the next connection",
+                    self.shard_id,
+                    why,
+                )
 
     def update_voice_state(
         self,

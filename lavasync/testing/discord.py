@@ -7,7 +7,9 @@ order, then RESUMED; INVALID_SESSION (``d``: resumable) when a resume cannot be 
 → the bot's VOICE_STATE_UPDATE (+ VOICE_SERVER_UPDATE with an invented endpoint and token when
 it joins a channel). Close codes as Discord sends them: 4001 unknown opcode, 4002 decode error
 (or a frame over 4096 bytes), 4003 not authenticated, 4004 bad token, 4005 identified twice,
-4008 over 120 commands in 60 s, 4010 invalid shard, 4013 invalid intents.
+4008 over 120 payloads in 60 s on one connection (every payload the bot sends counts,
+heartbeats, IDENTIFY and RESUME included: whether Discord counts heartbeats is unconfirmed, so
+the fake takes the strict reading), 4010 invalid shard, 4013 invalid intents.
 
 Given a :class:`~lavasync.testing.FakeNode`, the voice side follows Discord's: a kick or a
 shard's lost connection closes the guild's Lavalink voice socket with 4014, a deleted channel
@@ -361,7 +363,8 @@ class FakeDiscordGateway:
                 self._guild_dispatch(gid, "VOICE_SERVER_UPDATE", self._server_payload(gid, v))
 
     def delete_channel(self, guild_id: int, channel_id: int) -> None:
-        """CHANNEL_DELETE; if the bot was in that channel, its voice socket closes with 4022."""
+        """CHANNEL_DELETE; if the bot was in that channel, its voice socket closes with 4022
+        first (with a ``node``: Lavalink's WebSocketClosedEvent precedes the dispatch)."""
         gid, cid = int(guild_id), int(channel_id)
         with self._lock:
             chans = self._guilds.get(gid, [])
@@ -371,10 +374,14 @@ class FakeDiscordGateway:
             was_in = v is not None and v.channel_id == str(cid)
             if was_in and v is not None:
                 v.channel_id = None
-            payload = {"id": str(cid), "guild_id": str(gid), "type": 2, "name": f"voice-{cid}"}
-            self._guild_dispatch(gid, "CHANNEL_DELETE", payload)
+        # The voice server ends the call before the dispatch goes out: a bot that destroys its
+        # player on CHANNEL_DELETE must not beat the 4022 to the node (Discord's order between
+        # the two is unspecified; this one is deterministic).
         if was_in:
             self._voice_closed([gid], 4022, "Call terminated.")
+        with self._lock:
+            payload = {"id": str(cid), "guild_id": str(gid), "type": 2, "name": f"voice-{cid}"}
+            self._guild_dispatch(gid, "CHANNEL_DELETE", payload)
 
     # ------------------------------------------------------------------ internals: state
 
@@ -689,7 +696,7 @@ class FakeDiscordGateway:
             shard = old.shard[0] if old is not None else -1
         self._received.setdefault(-1 if shard is None else shard, []).append(payload)
         self._lock.notify_all()
-        if op != 1 and not self._rate_ok(conn):
+        if not self._rate_ok(conn):  # every payload counts: heartbeats, IDENTIFY, RESUME too
             self._close(conn, 4008, "Rate limited.")
             return
         if op == 1:
