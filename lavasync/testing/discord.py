@@ -39,7 +39,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qs
 
@@ -282,13 +282,21 @@ class FakeDiscordGateway:
 
     # ------------------------------------------------------------------ controls
 
-    def drop(self, shard_id: int) -> None:
-        """Cut the shard's socket without a close frame; its session stays resumable."""
+    def drop(self, shard_id: int, *, missed: Sequence[tuple[str, Any]] = ()) -> None:
+        """Cut the shard's socket without a close frame; its session stays resumable.
+
+        ``missed`` (event name, data) dispatches happen while the shard is away, before it can
+        reconnect: a RESUME must replay them, in order, before RESUMED.
+        """
         with self._lock:
             conn = self._live(shard_id)
             lost = self._voice_guilds(shard_id) if conn is not None else []
             if conn is not None:
                 self._lose(conn)
+            session = self._session_of(shard_id)
+            if session is not None:
+                for event, data in missed:
+                    self._dispatch(session, event, data)
         self._voice_closed(lost, 4014, "Disconnected.")
 
     def close_shard(self, shard_id: int, code: int, reason: str = "") -> None:
