@@ -344,3 +344,12 @@ def test_liberal_reading_defaults_missing_and_null_fields() -> None:
                 "voice": {"token": "t", "endpoint": "e", "sessionId": "s", "channelId": "1"},
                 "filters": {"volume": 0.5, "equalizer": [{"band": 0, "gain": 0.1}]}}  # fmt: skip
     assert PlayerInfo.from_server(lavalink).to_wire() == lavalink
+
+
+def test_each_dialect_sends_player_updates_at_its_own_pace() -> None:
+    # Lavalink sends a playerUpdate every 5 s, NodeLink every 2 s (COMPATIBLE_SERVERS.md, 8)
+    with FakeNode() as lavalink, FakeNode(dialect="nodelink") as nodelink:
+        assert lavalink.player_update_interval == 5.0
+        assert nodelink.player_update_interval == 2.0
+    with FakeNode(dialect="nodelink", player_update_interval=0.1) as quick:
+        assert quick.player_update_interval == 0.1

@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--player-update-interval",
         type=float,
-        default=5.0,
-        help="seconds between playerUpdate messages",
+        default=None,
+        help="seconds between playerUpdate messages (default: the dialect's, 5 or 2)",
     )
     return parser
 

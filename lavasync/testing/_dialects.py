@@ -41,6 +41,8 @@ class Dialect:
     ping_on_connect = 0
     #: paths answered with a plain 404 (no such route on this server)
     v4_routes = True
+    #: seconds between playerUpdates when FakeNode is not given ``player_update_interval``
+    player_update_interval = 5.0
 
     def version_text(self, version: str) -> str:
         return version
@@ -93,6 +95,7 @@ class NodeLinkDialect(Dialect):
     get_creates_player = True
     default_rate_limit = (10_000, 10.0)  # advertised like NodeLink's, but generous for tests
     ping_on_connect = -1
+    player_update_interval = 2.0
 
     def info(self, info: dict[str, Any]) -> dict[str, Any]:
         version = dict(info["version"])

@@ -77,7 +77,7 @@ class FakeNode(_Faults, _Routes, _Tracks, _HttpServer, _WebSocketServer, _Sessio
         host: str = "127.0.0.1",
         port: int = 0,
         stats_interval: float = 60.0,
-        player_update_interval: float = 5.0,
+        player_update_interval: Optional[float] = None,
         version: Optional[str] = None,
         name: str = "fake",
         cleanup_threshold: float = 60.0,
@@ -94,6 +94,8 @@ class FakeNode(_Faults, _Routes, _Tracks, _HttpServer, _WebSocketServer, _Sessio
         self._dialect = make_dialect(dialect)
         self.dialect = self._dialect.name
         version = version if version is not None else self._dialect.default_version
+        if player_update_interval is None:  # Lavalink: every 5 s; NodeLink: every 2 s
+            player_update_interval = self._dialect.player_update_interval
         if stats_interval <= 0 or player_update_interval <= 0 or cleanup_threshold <= 0:
             raise ValueError("intervals must be positive")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
