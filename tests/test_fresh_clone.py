@@ -1,7 +1,7 @@
 """A fresh clone of this repository runs part of the suite by itself.
 
 The test clones the commit this checkout is at into an empty temporary folder (so no
-``../shared`` or any other outside file sits beside it) and runs a slice of the suite that reads
+reference folder or any other outside file sits beside it) and runs a slice of the suite that reads
 the protocol data in ``tests/data`` with the clone's own code. It proves that the tests read
 nothing outside the repository. It is skipped only where there is no git checkout (an unpacked
 sdist); under CI (``CI`` set) a missing checkout fails instead.
@@ -66,7 +66,7 @@ def test_a_fresh_clone_runs_its_tests_with_nothing_beside_it(tmp_path: Path) -> 
     _git("clone", "--quiet", "--no-checkout", str(ROOT), str(clone), cwd=tmp_path)
     _git("checkout", "--quiet", "--detach", head, cwd=clone)
     assert _git("rev-parse", "HEAD", cwd=clone) == head
-    # Nothing but the clone in its folder: a test reading ../shared (or anything else
+    # Nothing but the clone in its folder: a test reading a sibling folder (or anything else
     # outside the repository) fails below.
     assert [p.name for p in tmp_path.iterdir()] == ["lavasync"]
     assert (clone / "tests" / "data" / "lavalink-v4" / "track_vectors.json").is_file()
