@@ -23,7 +23,7 @@ discord.py is asyncio; lavasync blocks. This module keeps them apart::
   schedules the voice state change on the bot's loop with
   :func:`asyncio.run_coroutine_threadsafe` and, off the loop, waits for it to be written.
 * Shards: ``disconnect``/``shard_disconnect`` → ``client.shard_lost``; ``ready``/``resumed``
-  (and their ``shard_`` forms) → ``client.shard_ready``, when the client has them (the
+  (and their ``shard_`` forms) → ``client.shard_ready`` (the
   listeners need ``bot.add_listener``, i.e. :class:`discord.ext.commands.Bot`; with a plain
   :class:`discord.Client`, call :meth:`DiscordPyBridge.on_shard_disconnect` and friends from your
   own handlers).
@@ -37,13 +37,10 @@ from any thread; everything else is called on the bot's loop.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import logging
-import re
 import threading
 import weakref
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional
 
 import discord
 
@@ -51,31 +48,29 @@ from ..client import Client
 from ..errors import LavasyncError
 from ..models.events import Event
 from ..player import Player
-from .gateway import _takes_shard_id
+from ._bridge import LoopBridge, snake_name
 
 __all__ = ["DiscordPyBridge", "LavasyncVoice", "attach", "event_name"]
 
 log = logging.getLogger("lavasync.ext.discordpy")
 
-T = TypeVar("T")
 _BRIDGES: weakref.WeakKeyDictionary[discord.Client, DiscordPyBridge] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
 def event_name(event: Event) -> str:
     """``TrackEndEvent`` → ``lavasync_track_end``: the name a lavasync event is dispatched as."""
-    base = type(event).__name__
-    if base.endswith("Event"):
-        base = base[: -len("Event")]
-    return "lavasync_" + re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
+    return "lavasync_" + snake_name(event)
 
 
-class DiscordPyBridge:
+class DiscordPyBridge(LoopBridge):
     """Joins one discord.py bot and one lavasync Client. Create it with :func:`attach`.
 
     Thread-safe: :meth:`send_gateway` may be called from any thread; the ``on_*`` methods run
     on the bot's loop.
     """
+
+    library = "discord.py"
 
     def __init__(
         self,
@@ -87,21 +82,8 @@ class DiscordPyBridge:
     ) -> None:
         if not isinstance(bot, discord.Client):
             raise ValueError("bot must be a discord.Client (or commands.Bot)")
-        if not isinstance(client, Client):
-            raise ValueError("client must be a lavasync.Client")
-        if client.send_gateway is not None:
-            raise ValueError(
-                "this lavasync Client already has a send_gateway hook; the bridge sends OP 4 "
-                "through discord.py itself: create the Client without send_gateway"
-            )
         self.bot = bot
-        self.client = client
-        self.send_timeout = float(send_timeout)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._takes_shard = _takes_shard_id(client)
-        client.send_gateway = self.send_gateway
-        if dispatch_events:
-            client.add_listener(Event, self._forward_event)
+        super().__init__(client, dispatch_events=dispatch_events, send_timeout=send_timeout)
         add_listener = getattr(bot, "add_listener", None)
         if add_listener is not None:
             sharded = isinstance(bot, discord.AutoShardedClient)
@@ -135,49 +117,9 @@ class DiscordPyBridge:
         self._loop = loop
         return loop
 
-    def _note_loop(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        return loop
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking lavasync call in the loop's executor and await its result."""
-        loop = self._note_loop()
-        return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
-
-    def _on_loop_thread(self) -> bool:
-        loop = self._loop
-        if loop is None:
-            return False
-        try:
-            return asyncio.get_running_loop() is loop
-        except RuntimeError:
-            return False
-
     # ------------------------------------------------------------------ lavasync → Discord
 
-    def send_gateway(self, guild_id: int, payload: dict[str, Any]) -> None:
-        """The client's hook: write an OP 4 through discord.py's gateway for that guild."""
-        d = payload.get("d") or {}
-        raw_channel = d.get("channel_id")
-        channel_id = None if raw_channel is None else int(raw_channel)
-        loop = self.loop
-        coro = self._change_voice_state(
-            int(guild_id), channel_id, bool(d.get("self_mute")), bool(d.get("self_deaf"))
-        )
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
-        if self._on_loop_thread():
-            return  # never wait on the loop for the loop: it would deadlock
-        try:
-            future.result(self.send_timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise LavasyncError(
-                f"guild {guild_id}: discord.py did not send the voice state update in "
-                f"{self.send_timeout} s"
-            ) from None
-
-    async def _change_voice_state(
+    async def _voice_update(
         self, guild_id: int, channel_id: Optional[int], self_mute: bool, self_deaf: bool
     ) -> None:
         guild = self.bot.get_guild(guild_id)
@@ -203,15 +145,9 @@ class DiscordPyBridge:
             return
         state._add_voice_client(guild.id, LavasyncVoice(self.bot, channel))
 
-    def _forward_event(self, event: Event) -> None:
-        """Dispatcher thread: hand the event to the bot's loop as ``lavasync_<name>``."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self.bot.dispatch, event_name(event), event)
-        except RuntimeError:
-            pass  # the loop closed meanwhile
+    def _deliver(self, event: Event) -> None:
+        """On the loop: ``bot.dispatch("lavasync_<name>", event)``."""
+        self.bot.dispatch(event_name(event), event)
 
     # ------------------------------------------------------------------ Discord → lavasync
 
@@ -220,26 +156,19 @@ class DiscordPyBridge:
         return (int(guild_id) >> 22) % count
 
     def feed(self, kind: str, data: dict[str, Any]) -> None:
-        """Hand a dispatch to the client, with its shard when the client takes one."""
+        """Hand a dispatch to the client, with the shard of its guild (if it names one)."""
         dispatch = {"op": 0, "t": kind, "d": data}
         guild = data.get("guild_id", data.get("id") if kind.startswith("GUILD_") else None)
-        if self._takes_shard and guild is not None:
-            handle: Callable[..., Any] = self.client.handle_gateway  # takes shard_id
-            handle(dispatch, shard_id=self.shard_of(int(guild)))
-        else:
-            self.client.handle_gateway(dispatch)
+        shard = None if guild is None else self.shard_of(int(guild))
+        self.client.handle_gateway(dispatch, shard_id=shard)
 
     async def on_shard_disconnect(self, shard_id: int) -> None:
         self._note_loop()
-        lost = getattr(self.client, "shard_lost", None)
-        if lost is not None:
-            lost(shard_id)
+        self.client.shard_lost(shard_id)
 
     async def on_shard_ready(self, shard_id: int) -> None:
         self._note_loop()
-        ready = getattr(self.client, "shard_ready", None)
-        if ready is not None:
-            ready(shard_id)
+        self.client.shard_ready(shard_id)
 
     async def _on_disconnect(self) -> None:
         await self.on_shard_disconnect(self.bot.shard_id or 0)
@@ -364,6 +293,6 @@ class LavasyncVoice(discord.VoiceProtocol):
             if player is not None:
                 await self.bridge.run(player.disconnect)
             else:
-                await self.bridge._change_voice_state(self.guild_id, None, False, False)
+                await self.bridge._voice_update(self.guild_id, None, False, False)
         finally:
             self.cleanup()

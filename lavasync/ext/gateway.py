@@ -29,7 +29,7 @@ runs the dispatch callbacks (keep them quick: never block in them, never call
 
 from __future__ import annotations
 
-import inspect
+import functools
 import json
 import logging
 import random
@@ -700,11 +700,8 @@ class GatewayShard:
         client = self._client
         if client is None:
             return
-        shard_lost = getattr(client, "shard_lost", None)
-        if shard_lost is None:
-            return
         try:
-            shard_lost(self.shard_id)
+            client.shard_lost(self.shard_id)
         except ClientClosedError:
             pass
         except Exception:
@@ -809,20 +806,9 @@ def _socketpair() -> tuple[Any, Any]:
     return r, w
 
 
-def _takes_shard_id(client: Client) -> bool:
-    """``client.handle_gateway`` accepts ``shard_id`` (the shard-aware Client API)."""
-    try:
-        return "shard_id" in inspect.signature(client.handle_gateway).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _handle_gateway_for(client: Client, shard_id: int) -> Callable[[dict[str, Any]], Any]:
-    """``client.handle_gateway`` with the shard id when the client takes one."""
-    handle: Callable[..., Any] = client.handle_gateway
-    if _takes_shard_id(client):
-        return lambda dispatch: handle(dispatch, shard_id=shard_id)
-    return handle
+    """``client.handle_gateway`` with this shard's id."""
+    return functools.partial(client.handle_gateway, shard_id=shard_id)
 
 
 class _Router:

@@ -24,7 +24,7 @@ hikari is asyncio; lavasync blocks. This module keeps them apart::
   ``bot.update_voice_state`` on the bot's loop (hikari picks the guild's shard) and, off the loop,
   waits for it to be written.
 * Shards: ``ShardDisconnectedEvent`` → ``client.shard_lost``; ``ShardReadyEvent`` /
-  ``ShardResumedEvent`` → ``client.shard_ready`` (when the client has them).
+  ``ShardResumedEvent`` → ``client.shard_ready``.
 * Every lavasync event is re-dispatched on the bot as a :class:`LavasyncEvent` (``.name`` like
   ``track_end``, ``.event`` the lavasync event).
 * Blocking calls (``player.connect``, ``play``...) go through :meth:`HikariBridge.run` (the loop's
@@ -40,27 +40,21 @@ Thread-safe: ``send_gateway`` from any thread; everything else runs on the bot's
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import functools
 import logging
-import re
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional
 
 import hikari
 
 from ..client import Client
-from ..errors import LavasyncError
 from ..models.events import Event
 from ..player import Player
-from .gateway import _takes_shard_id
+from ._bridge import LoopBridge, snake_name
 
 __all__ = ["HikariBridge", "LavasyncEvent", "attach", "event_name"]
 
 log = logging.getLogger("lavasync.ext.hikari")
 
-T = TypeVar("T")
 _LOCK = threading.Lock()
 #: Dispatches the shard events already report (fed twice, a rejoin would run twice).
 _SKIP = frozenset({"READY", "RESUMED"})
@@ -68,10 +62,7 @@ _SKIP = frozenset({"READY", "RESUMED"})
 
 def event_name(event: Event) -> str:
     """``TrackEndEvent`` → ``track_end``."""
-    base = type(event).__name__
-    if base.endswith("Event"):
-        base = base[: -len("Event")]
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
+    return snake_name(event)
 
 
 class LavasyncEvent(hikari.Event):
@@ -89,11 +80,13 @@ class LavasyncEvent(hikari.Event):
         return self._app
 
 
-class HikariBridge:
+class HikariBridge(LoopBridge):
     """Joins one hikari ``GatewayBot`` and one lavasync Client. Create it with :func:`attach`.
 
     Thread-safe: :meth:`send_gateway` may be called from any thread; listeners run on the loop.
     """
+
+    library = "hikari"
 
     def __init__(
         self,
@@ -105,46 +98,14 @@ class HikariBridge:
     ) -> None:
         if not isinstance(bot, hikari.GatewayBot):
             raise ValueError("bot must be a hikari.GatewayBot")
-        if not isinstance(client, Client):
-            raise ValueError("client must be a lavasync.Client")
-        if client.send_gateway is not None:
-            raise ValueError(
-                "this lavasync Client already has a send_gateway hook; the bridge sends OP 4 "
-                "through hikari itself: create the Client without send_gateway"
-            )
         self.bot = bot
-        self.client = client
-        self.send_timeout = float(send_timeout)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._takes_shard = _takes_shard_id(client)
-        client.send_gateway = self.send_gateway
-        if dispatch_events:
-            client.add_listener(Event, self._forward_event)
+        super().__init__(client, dispatch_events=dispatch_events, send_timeout=send_timeout)
         subscribe = bot.event_manager.subscribe
         subscribe(hikari.StartingEvent, self._on_starting)
         subscribe(hikari.ShardPayloadEvent, self._on_payload)
         subscribe(hikari.ShardDisconnectedEvent, self._on_shard_disconnected)
         subscribe(hikari.ShardReadyEvent, self._on_shard_ready)
         subscribe(hikari.ShardResumedEvent, self._on_shard_ready)
-
-    # ------------------------------------------------------------------ loop and threads
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        if loop is None:
-            raise LavasyncError("the hikari bot is not running yet: no event loop to use")
-        return loop
-
-    def _note_loop(self) -> None:
-        self._loop = asyncio.get_running_loop()
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking lavasync call in the loop's executor and await its result."""
-        self._note_loop()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(fn, *args, **kwargs)
-        )
 
     async def connect(
         self,
@@ -174,51 +135,18 @@ class HikariBridge:
         else:
             await self.bot.update_voice_state(int(guild_id), None)
 
-    def _on_loop_thread(self) -> bool:
-        try:
-            return asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            return False
-
     # ------------------------------------------------------------------ lavasync → Discord
 
-    def send_gateway(self, guild_id: int, payload: dict[str, Any]) -> None:
-        """The client's hook: OP 4 through hikari's shard for that guild."""
-        d = payload.get("d") or {}
-        raw_channel = d.get("channel_id")
-        channel_id = None if raw_channel is None else int(raw_channel)
-        loop = self.loop
-        coro = self.bot.update_voice_state(
-            int(guild_id),
-            channel_id,
-            self_mute=bool(d.get("self_mute")),
-            self_deaf=bool(d.get("self_deaf")),
+    async def _voice_update(
+        self, guild_id: int, channel_id: Optional[int], self_mute: bool, self_deaf: bool
+    ) -> None:
+        await self.bot.update_voice_state(
+            guild_id, channel_id, self_mute=self_mute, self_deaf=self_deaf
         )
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
-        if self._on_loop_thread():
-            return  # never wait on the loop for the loop
-        try:
-            future.result(self.send_timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise LavasyncError(
-                f"guild {guild_id}: hikari did not send the voice state update in "
-                f"{self.send_timeout} s"
-            ) from None
 
-    def _forward_event(self, event: Event) -> None:
-        """Dispatcher thread: hand the event to the bot's loop as a :class:`LavasyncEvent`."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        wrapped = LavasyncEvent(self.bot, event)
-        try:
-            loop.call_soon_threadsafe(self._dispatch, wrapped)
-        except RuntimeError:
-            pass  # the loop closed meanwhile
-
-    def _dispatch(self, wrapped: LavasyncEvent) -> None:
-        self.bot.event_manager.dispatch(wrapped)
+    def _deliver(self, event: Event) -> None:
+        """On the loop: dispatch the event as a :class:`LavasyncEvent`."""
+        self.bot.event_manager.dispatch(LavasyncEvent(self.bot, event))
 
     # ------------------------------------------------------------------ Discord → lavasync
 
@@ -231,23 +159,15 @@ class HikariBridge:
         if name in _SKIP:
             return
         dispatch = {"op": 0, "t": name, "d": dict(event.payload)}
-        if self._takes_shard:
-            handle: Callable[..., Any] = self.client.handle_gateway  # takes shard_id
-            handle(dispatch, shard_id=event.shard.id)
-        else:
-            self.client.handle_gateway(dispatch)
+        self.client.handle_gateway(dispatch, shard_id=event.shard.id)
 
     async def _on_shard_disconnected(self, event: hikari.ShardDisconnectedEvent) -> None:
         self._note_loop()
-        lost = getattr(self.client, "shard_lost", None)
-        if lost is not None:
-            lost(event.shard.id)
+        self.client.shard_lost(event.shard.id)
 
     async def _on_shard_ready(self, event: hikari.ShardStateEvent) -> None:
         self._note_loop()
-        ready = getattr(self.client, "shard_ready", None)
-        if ready is not None:
-            ready(event.shard.id)
+        self.client.shard_ready(event.shard.id)
 
 
 def attach(bot: hikari.GatewayBot, client: Client, **options: Any) -> HikariBridge:
