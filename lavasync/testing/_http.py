@@ -72,17 +72,7 @@ class _HttpServer(_NodeCore):
         self._listener = self._wake_r = self._wake_w = None
 
     def _accept_loop(self, listener: socket.socket, wake: socket.socket) -> None:
-        while True:
-            try:
-                ready, _, _ = select.select([listener, wake], [], [])
-            except (OSError, ValueError):
-                return
-            if wake in ready:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue
+        for sock in _wire.accepted(listener, wake):
             with self._lock:
                 if self._closed or self._killed:
                     sock.close()
@@ -91,7 +81,6 @@ class _HttpServer(_NodeCore):
                     sock.close()
                     continue
                 self._conn_seq += 1
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.settimeout(_SEND_TIMEOUT)
                 thread = threading.Thread(
                     target=self._serve,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import select
 import socket
 import struct
 import time
@@ -22,6 +23,7 @@ __all__ = [
     "HttpRequest",
     "ProtocolError",
     "WsFrame",
+    "accepted",
     "build_response",
     "encode_frame",
     "read_frame",
@@ -141,6 +143,24 @@ class _Reader:
         data = bytes(self.buf[:n])
         del self.buf[:n]
         return data
+
+
+def accepted(listener: socket.socket, wake: socket.socket) -> Iterator[socket.socket]:
+    """The connections ``listener`` accepts, each with TCP_NODELAY, until ``wake`` becomes
+    readable or the listener is closed (a fake server's accept loop)."""
+    while True:
+        try:
+            ready, _, _ = select.select([listener, wake], [], [])
+        except (OSError, ValueError):
+            return
+        if wake in ready:
+            return
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield sock
 
 
 def make_reader(sock: socket.socket) -> _Reader:

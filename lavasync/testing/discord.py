@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import json
 import secrets
-import select
 import socket
 import threading
 import time
@@ -530,23 +529,12 @@ class FakeDiscordGateway:
 
     def _accept_loop(self, listener: socket.socket, wake: socket.socket) -> None:
         count = 0
-        while True:
-            try:
-                ready, _, _ = select.select([listener, wake], [], [])
-            except (OSError, ValueError):
-                return
-            if wake in ready:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue
+        for sock in _wire.accepted(listener, wake):
             with self._lock:
                 if self._closed:
                     sock.close()
                     return
                 count += 1
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.settimeout(_SEND_TIMEOUT)
                 thread = threading.Thread(
                     target=self._serve,
